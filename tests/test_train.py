@@ -1,0 +1,123 @@
+"""Training engine: smoke runs end to end, determinism, resume, retraining, NaN guard."""
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from stnlib import profiles, records, train
+from stnlib.profiles import EXPERIMENTS
+
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    monkeypatch.setenv("STNLIB_RECORDS", str(tmp_path / "records"))
+    monkeypatch.setenv("STNLIB_CHECKPOINTS", str(tmp_path / "ckpt"))
+    return tmp_path
+
+
+def _strip(rec):
+    rec = json.loads(json.dumps(rec))
+    rec.pop("provenance")
+    return rec
+
+
+def test_unknown_names_are_rejected_with_choices():
+    with pytest.raises(ValueError, match="stn-c9.*valid models"):
+        train.build_config("mnist-rot", "stn-c9", "smoke", 0)
+    with pytest.raises(ValueError, match="valid experiments"):
+        train.build_config("mnist-scale", "cnn", "smoke", 0)
+    with pytest.raises(ValueError, match="valid profiles"):
+        train.build_config("mnist-rot", "cnn", "medium", 0)
+
+
+def test_autocast_rejects_unknown_precision():
+    with pytest.raises(ValueError, match="fp16"):
+        train.autocast(torch.device("cpu"), "fp16")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+def test_smoke_trains_every_model_end_to_end(roots, experiment):
+    for model in EXPERIMENTS[experiment]["models"]:
+        rec = train.train(experiment, model, "smoke", 0, progress=False)
+        assert rec["status"] == "complete"
+        assert 0.0 <= rec["metrics"]["test_error"] <= 1.0
+        assert rec["curves"]["iteration"][-1] == profiles.settings_for("smoke", experiment).iterations
+        path = records.record_path(experiment, model, "smoke", 0)
+        assert records.read_record(path)["config_hash"] == rec["config_hash"]
+        prov = rec["provenance"]
+        for key in ("git_commit", "torch_version", "device", "wall_time_s", "date", "data_source"):
+            assert prov[key] not in (None, ""), key
+        if model != "cnn" and experiment.startswith("mnist"):
+            assert "orientation" in rec["metrics"]
+            assert rec["summaries"]["examples"]["st_output"]
+
+
+@pytest.mark.slow
+def test_smoke_is_bitwise_repeatable_on_cpu(roots):
+    a = train.train("mnist-rot", "stn-sl1", "smoke", 0, progress=False, resume=False)
+    b = train.train("mnist-rot", "stn-sl1", "smoke", 0, progress=False, resume=False)
+    assert _strip(a) == _strip(b)
+    c = train.train("mnist-rot", "stn-sl1", "smoke", 1, progress=False, resume=False)
+    assert c["metrics"]["test_error_passes"] != a["metrics"]["test_error_passes"] or \
+        c["curves"]["train_loss"] != a["curves"]["train_loss"]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_record(roots):
+    ref = train.train("mnist-rot", "stn-c1", "smoke", 0, progress=False, resume=False)
+    ckpt = train.checkpoint_path("mnist-rot", "stn-c1", "smoke", 0)
+    with pytest.raises(RuntimeError, match="injected failure at iteration 9"):
+        train.train("mnist-rot", "stn-c1", "smoke", 0, progress=False, resume=False, fail_at=9)
+    assert ckpt.exists()
+    state = torch.load(ckpt, weights_only=False)
+    assert state["iteration"] == 9  # saved at the last consistent state, not the last periodic one
+    resumed = train.train("mnist-rot", "stn-c1", "smoke", 0, progress=False, resume=True)
+    assert _strip(resumed) == _strip(ref)
+    assert not ckpt.exists()
+
+
+@pytest.mark.slow
+def test_changed_config_triggers_retraining(roots, monkeypatch):
+    first = records.train_or_load("mnist-rot", "cnn", "smoke", 0, progress=False)
+    calls = []
+    real_train = train.train
+
+    def spy(*a, **k):
+        calls.append(a)
+        return real_train(*a, **k)
+
+    monkeypatch.setattr(train, "train", spy)
+    again = records.train_or_load("mnist-rot", "cnn", "smoke", 0, progress=False)
+    assert calls == [] and again["config_hash"] == first["config_hash"]
+    smoke = profiles.PROFILES["smoke"]
+    changed = dict(smoke.settings)
+    changed["mnist-rot"] = dataclasses.replace(smoke.settings["mnist-rot"], lr=0.02)
+    monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(smoke, settings=changed))
+    new = records.train_or_load("mnist-rot", "cnn", "smoke", 0, progress=False)
+    assert len(calls) == 1
+    assert new["config_hash"] != first["config_hash"]
+    assert new["config"]["settings"]["lr"] == 0.02
+
+
+def test_no_train_guard_refuses_to_train_a_quick_record(roots, monkeypatch):
+    monkeypatch.setenv("STNLIB_NO_TRAIN", "1")
+    with pytest.raises(records.RecordError, match="STNLIB_NO_TRAIN"):
+        records.train_or_load("mnist-rot", "cnn", "quick", 0)
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_a_failed_record(roots, monkeypatch):
+    smoke = profiles.PROFILES["smoke"]
+    changed = dict(smoke.settings)
+    changed["mnist-rot"] = dataclasses.replace(smoke.settings["mnist-rot"], lr=1e6)
+    monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(smoke, settings=changed))
+    with pytest.raises(train.TrainingDiverged, match=r"iteration \d+; last finite loss"):
+        train.train("mnist-rot", "cnn", "smoke", 0, progress=False, resume=False)
+    rec = records.read_record(records.record_path("mnist-rot", "cnn", "smoke", 0))
+    assert rec["status"] == "failed"
+    assert "became" in rec["metrics"]["error_message"]
+    assert not math.isnan(rec["metrics"]["failed_at_iteration"])
