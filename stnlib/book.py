@@ -159,7 +159,7 @@ def _path_patterns(root: str | os.PathLike | None, home: str | os.PathLike | Non
             if len(spelling) > 1 and spelling not in pairs:
                 pairs[spelling] = repl
     ordered = sorted(pairs.items(), key=lambda kv: len(kv[0]), reverse=True)
-    return [(re.compile(re.escape(p) + r"(?![\w.-])"), r) for p, r in ordered]
+    return [(re.compile(r"(?<![\w.-])" + re.escape(p) + r"(?![\w.-])"), r) for p, r in ordered]
 
 
 def _scrub(value: Any, patterns: Sequence[tuple[re.Pattern, str]]) -> Any:

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Sequence
 
-from .profiles import EXPERIMENTS, PROFILES, SWEEPS, get_experiment, get_profile, get_sweep
+from .profiles import EXPERIMENTS, PROFILES, SWEEPS, get_profile, get_sweep
 
 
 def _catalogue() -> str:
@@ -23,7 +23,10 @@ def _catalogue() -> str:
     lines.append("all trainable models per dataset:")
     for ds in ("mnist-rot", "mnist-trans", "svhn"):
         lines.append(f"  {ds:15s} {', '.join(valid_models(ds))}")
-    lines.append("sweeps: " + "; ".join(f"{k} = {' + '.join(v)}" for k, v in SWEEPS.items()))
+    lines.append("sweeps:")
+    for k, pairs in SWEEPS.items():
+        lines.append(f"  {k:15s} " + "; ".join(
+            f"{exp}" + (f" ({', '.join(models)})" if models else "") for exp, models in pairs))
     lines.append("profiles:")
     for p in PROFILES.values():
         lines.append(f"  {p.name:7s} seeds {list(p.seeds)}: {p.about}")
@@ -121,9 +124,8 @@ def _sweep(args: argparse.Namespace) -> int:
     prof = get_profile(args.profile)
     seeds = args.seeds if args.seeds is not None else list(prof.seeds)
     jobs = []
-    for exp in get_sweep(args.sweep):
-        models = args.models if args.models else get_experiment(exp)["models"]
-        for m in models:
+    for exp, sweep_models in get_sweep(args.sweep):
+        for m in args.models if args.models else sweep_models:
             for seed in seeds:
                 build_config(exp, m, args.profile, seed)  # fail fast on a bad name
                 jobs.append((exp, m, seed))

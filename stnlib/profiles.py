@@ -46,12 +46,16 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Sweeps run several experiments' model grids (``python -m stnlib sweep NAME``).
-SWEEPS: dict[str, tuple[str, ...]] = {
-    "table1": ("mnist-rot", "mnist-trans"),
-    "optimizers": ("mnist-rot-adam",),
-    "mnist": ("mnist-rot", "mnist-trans", "mnist-rot-adam"),
-    "table2": ("svhn",),
+#: Models beyond the paper, trained under an experiment's settings (chapter "Beyond the paper").
+EXTENSION_MODELS: dict[str, tuple[str, ...]] = {"mnist-rot": ("ecnn", "stn-ec1")}
+
+#: Sweeps: (experiment, models) pairs; ``None`` means the experiment's own model list.
+SWEEPS: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
+    "table1": (("mnist-rot", None), ("mnist-trans", None)),
+    "optimizers": (("mnist-rot-adam", None),),
+    "mnist": (("mnist-rot", None), ("mnist-trans", None), ("mnist-rot-adam", None)),
+    "table2": (("svhn", None),),
+    "beyond": (("mnist-rot", EXTENSION_MODELS["mnist-rot"]),),
 }
 
 
@@ -291,12 +295,13 @@ def get_experiment(name: str) -> dict[str, Any]:
         ) from None
 
 
-def get_sweep(name: str) -> tuple[str, ...]:
-    """The experiments of sweep ``name`` (an experiment name is a sweep of itself)."""
+def get_sweep(name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The (experiment, models) pairs of sweep ``name``; an experiment name is a sweep of itself."""
     if name in SWEEPS:
-        return SWEEPS[name]
+        return tuple((exp, models if models is not None else EXPERIMENTS[exp]["models"])
+                     for exp, models in SWEEPS[name])
     if name in EXPERIMENTS:
-        return (name,)
+        return ((name, EXPERIMENTS[name]["models"]),)
     raise ValueError(
         f"unknown sweep {name!r}; valid sweeps: {', '.join(SWEEPS)} "
         f"(or one experiment: {', '.join(EXPERIMENTS)})"

@@ -488,8 +488,7 @@ def train(experiment: str, model: str, profile: str, seed: int = 0, *,
     records.atomic_write_json(path, rec)
     _save_checkpoint(ckpt.with_name(ckpt.stem + "-final.pt"),
                      {"config_hash": h, "model": net.state_dict()})
-    if ckpt.exists():
-        ckpt.unlink()
+    ckpt.unlink(missing_ok=True)
     if progress:
         print(f"{experiment}/{model} [{profile}, seed {seed}]: test error "
               f"{100 * ev['error']:.2f}% ({s.eval_passes} pass(es)), {wall:.0f} s, "
