@@ -22,8 +22,8 @@ MODEL_LABELS = {
     "stn-dl6": "STN-DL6", "stn-dl8": "STN-DL8", "stn-ec1": "STN-EC1 (equivariant)",
     "ecnn": "C4-CNN",
 }
-PALETTE = dict(zip(["cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1", "stn-ec1"],
-                   sns.color_palette("colorblind", 6)))
+PALETTE = dict(zip(["cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1", "stn-ec1", "ecnn"],
+                   sns.color_palette("colorblind", 7)))
 
 
 def label(model: str) -> str:
