@@ -75,6 +75,14 @@ def make_model(model: str, dataset: str, settings: TrainSettings) -> torch.nn.Mo
         return build_equivariant_model(model, dataset)
 
 
+def _channels_last(net: torch.nn.Module) -> None:
+    """Store the 4-D (conv) weights channels_last; ``Module.to(memory_format=...)`` refuses
+    models with 5-D weights such as the group convolutions of :mod:`stnlib.equivariant`."""
+    for p in net.parameters():
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+
+
 def build_config(experiment: str, model: str, profile: str, seed: int) -> dict[str, Any]:
     """The full config of a run; its hash decides whether a stored record can be reused."""
     exp = get_experiment(experiment)
@@ -343,7 +351,7 @@ def train(experiment: str, model: str, profile: str, seed: int = 0, *,
     torch.manual_seed(_mix(seed, 0))
     net = make_model(model, dataset, s).to(dev)
     if s.channels_last:
-        net = net.to(memory_format=torch.channels_last)
+        _channels_last(net)
     train_task, test_task = _make_tasks(dataset, s, dev, str(data_root))
     groups = net.param_groups(s.lr, s.loc_lr_multiplier)
     if s.optimizer == "sgd":
