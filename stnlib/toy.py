@@ -19,15 +19,18 @@ inverse transformation does not, in general, give the feature maps of the origin
 Everything geometric follows the project conventions (``N×C×H×W``; angles in degrees, positive =
 counter-clockwise as displayed, ``rotate(x, 90) == torch.rot90(x, 1, dims=(-2, -1))``; shifts ``(dx, dy)``
 in pixels, right and down; ``align_corners=False``). Exact cases (90° steps, integer shifts) use
-``torch.rot90`` and integer rolls, so the claims that hold exactly are shown at float precision.
+``torch.rot90`` and integer shifts by slicing (:func:`shift_exact`) rather than ``grid_sample``, whose
+float32 grid arithmetic is accurate to about 1e-6 but not bit-exact; so the claims that hold exactly
+are shown exactly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stnlib import transforms
+from stnlib import data, models, transforms
 
 __all__ = [
     "CHANNELS",
@@ -43,6 +46,11 @@ __all__ = [
     "CANVAS_SIZE",
     "DETECTION_THRESHOLD",
     "TRAIN_STEPS",
+    "MNIST_NORMALIZATION",
+    "ToySettings",
+    "PROFILE_SETTINGS",
+    "settings_for",
+    "curve_angles",
     "letter_bitmap",
     "letter_image",
     "rotated_w_image",
@@ -88,10 +96,63 @@ DETECTION_THRESHOLD = 0.5
 W_POLYLINE: tuple[tuple[int, int], ...] = ((1, 0), (4, 14), (7, 4), (10, 14), (13, 0))
 #: A pixel is ink if its centre lies within this squared distance (pixels²) of the centre line.
 STROKE_RADIUS_SQ = 1
-#: Training steps of :func:`train_first_layer` per profile (the toy chapter's only profile-dependent part).
-TRAIN_STEPS: dict[str, int] = {"smoke": 30, "quick": 600, "full": 3000}
-#: MNIST normalisation (mean, std) of the rotated-MNIST experiment; the trained layer sees inputs scaled so.
-MNIST_NORMALIZATION: tuple[float, float] = (0.1307, 0.3081)
+#: MNIST normalisation (mean, std) of the rotated-MNIST experiment; the trained layer expects it.
+MNIST_NORMALIZATION: tuple[float, float] = data.NORMALIZATION["mnist-rot"]
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    """How much work the first-layer part of the toy chapter does in one profile.
+
+    The W/M and bar examples do not depend on the profile; only these numbers do.
+    """
+
+    #: SGD steps of :func:`train_mnist_cnn` (batch 64).
+    train_steps: int
+    #: MNIST test digits the misalignment curves average over.
+    n_images: int
+    #: Spacing of the rotation angles (degrees); :func:`curve_angles` adds the multiples of 45°.
+    angle_step: int
+
+
+#: Toy-chapter settings per profile (the chapter's only profile-dependent part).
+PROFILE_SETTINGS: dict[str, ToySettings] = {
+    "smoke": ToySettings(train_steps=30, n_images=64, angle_step=30),
+    "quick": ToySettings(train_steps=600, n_images=256, angle_step=10),
+    "full": ToySettings(train_steps=3000, n_images=1000, angle_step=5),
+}
+#: Training steps of :func:`train_first_layer` per profile.
+TRAIN_STEPS: dict[str, int] = {name: s.train_steps for name, s in PROFILE_SETTINGS.items()}
+
+
+def settings_for(profile: str) -> ToySettings:
+    """The :class:`ToySettings` of ``profile`` (``smoke``, ``quick`` or ``full``)."""
+    if profile not in PROFILE_SETTINGS:
+        raise ValueError(f"unknown profile {profile!r}; valid choices: {', '.join(PROFILE_SETTINGS)}")
+    return PROFILE_SETTINGS[profile]
+
+
+def curve_angles(step: int) -> list[int]:
+    """Angles in degrees from -180 to 180 every ``step``, plus every multiple of 45° (always shown)."""
+    if step <= 0:
+        raise ValueError(f"step must be a positive number of degrees, got {step}")
+    return sorted(set(range(-180, 181, step)) | set(range(-180, 181, 45)))
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run tiny-tensor work (33×33 maps) on one intra-op thread, restoring the setting afterwards.
+
+    On such small tensors a second thread only adds OpenMP synchronisation, and on a shared, busy CPU
+    that synchronisation collapses: :func:`wm_counterexample` took 2.4 s on one thread and 82 s on two
+    when the 2-core reference machine was oversubscribed.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # =========================================================================== letters
@@ -232,7 +293,7 @@ def alignment_error(
             non-zero reference keeps the ratio exact (``alignment_error(0, b) == 1`` exactly).
 
     Returns:
-        0 means perfect alignment; 1 is what the all-zero map (or any map orthogonal to ``b``) scores.
+        0 means perfect alignment; the all-zero map scores exactly 1, a map orthogonal to ``b`` more.
     """
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {list(a.shape)} and {list(b.shape)}")
@@ -344,8 +405,9 @@ def affine_search(
     Adam optimises the six numbers of ``theta`` from several starts at once (each start is independent:
     the loss is a sum of per-start errors and Adam's update is per parameter): the identity, the
     rotations by 90°, 180° (the true inverse of the 180° image rotation) and 270°, and ``n_random``
-    random similarity transforms (angle uniform in [0°, 360°), log2-scale uniform in [-1, 1], shift up to
-    a quarter of the map) drawn from ``torch.Generator().manual_seed(seed)``. The returned error is the
+    random similarity transforms (angle uniform in [0°, 360°), log2-scale uniform in [-1, 1], shift
+    uniform in ±0.25 normalised units, an eighth of the map) drawn from
+    ``torch.Generator().manual_seed(seed)``. The returned error is the
     smallest :func:`alignment_error` actually evaluated along all trajectories, so it is an achieved value
     (an upper bound on the infimum over affine warps), never an extrapolation.
 
@@ -464,6 +526,12 @@ def wm_counterexample(
         ``N×C×H×W`` on a :data:`CANVAS_SIZE` canvas; degrees, counter-clockwise as displayed; quarter turns
         exact via ``torch.rot90``; other warps bilinear with zero padding, ``align_corners=False``.
     """
+    with _one_thread():
+        return _wm_counterexample(angles, affine_steps, affine_lr, seed)
+
+
+def _wm_counterexample(angles: Iterable[float] | None, affine_steps: int, affine_lr: float,
+                       seed: int) -> WMCounterexample:
     gamma = LetterDetector()
     image = letter_image("W")
     rotated = rotated_w_image(2)
@@ -563,6 +631,11 @@ def bar_example(*, angles: Iterable[float] | None = None) -> BarExample:
     Convention:
         ``N×C×H×W``; degrees, counter-clockwise as displayed; quarter turns exact (``torch.rot90``).
     """
+    with _one_thread():
+        return _bar_example(angles)
+
+
+def _bar_example(angles: Iterable[float] | None) -> BarExample:
     gamma = HorizontalEdgeDetector()
     image = bar_image()
     rotated = torch.rot90(image, 1, dims=(-2, -1))
@@ -760,6 +833,8 @@ def random_first_layer(seed: int = 0, *, out_channels: int = 64, kernel_size: in
 
     PyTorch's default (Kaiming-uniform) initialisation, drawn from ``torch.manual_seed(seed)`` inside a
     forked RNG, so the global random state is left untouched and the layer is the same on every run.
+    With the default sizes it equals conv1 of ``build_model("cnn", "mnist-rot")`` built under the same
+    seed, i.e. the layer that :func:`train_mnist_cnn` starts from.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -818,8 +893,6 @@ def train_mnist_cnn(
     (the global RNG is left untouched). ``root`` is the data folder (default: ``data/`` of the checkout,
     as for training). Returns the model (in eval mode, on CPU) and the loss per step.
     """
-    from stnlib import data, models  # imported here: the toy examples above need neither
-
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     images, labels = data.mnist_arrays(train=True, root=_data_root(root))
@@ -857,8 +930,6 @@ def mnist_test_images(n: int = 256, *, root: str | os.PathLike | None = None) ->
 
     ``root`` is the data folder (default: ``data/`` of the checkout); see :func:`stnlib.data.ensure_mnist`.
     """
-    from stnlib import data
-
     images, _ = data.mnist_arrays(train=False, root=_data_root(root))
     if not 0 < n <= images.shape[0]:
         raise ValueError(f"n must be in 1..{images.shape[0]}, got {n}")

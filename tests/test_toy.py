@@ -195,6 +195,12 @@ def test_random_first_layer_is_seeded():
     assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)
 
 
+def test_random_first_layer_is_the_cnn_initialisation():
+    init = toy.first_conv(_build_cnn(seed=3))
+    conv = toy.random_first_layer(3)
+    assert torch.equal(conv.weight, init.weight) and torch.equal(conv.bias, init.bias)
+
+
 def test_translation_aligns_away_from_borders():
     images = _blob_images()
     conv = toy.random_first_layer(0)
@@ -223,6 +229,16 @@ def test_rotation_misaligns_random_filters():
     # and a pointwise feature only sees interpolation error, much smaller than the filters' at 45°
     floor = toy.rotation_misalignment_curve(toy.pointwise_layer(), images, [45.0])
     assert float(floor[0]) < float(err[3])
+
+
+def test_profile_settings():
+    assert set(toy.PROFILE_SETTINGS) == {"smoke", "quick", "full"}
+    assert toy.settings_for("quick").train_steps == toy.TRAIN_STEPS["quick"]
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        toy.settings_for("fast")
+    angles = toy.curve_angles(30)
+    assert {-180, -135, -90, -45, 0, 45, 90, 135, 180} <= set(angles) and 30 in angles
+    assert angles == sorted(angles)
 
 
 def test_disc_mask():
