@@ -79,7 +79,7 @@ def _measure_baseline(dataset: str, model_name: str, iters: int, warmup: int, ba
     import torch
     import torchvision.transforms as T
     from PIL import Image
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import DataLoader
 
     from stnlib.models import build_model
     from stnlib.train import loss_and_errors
@@ -103,14 +103,7 @@ def _measure_baseline(dataset: str, model_name: str, iters: int, warmup: int, ba
         net = build_model(model_name, dataset).to(dev)
     labels = torch.as_tensor(np.asarray(labels))
 
-    class PerSample(Dataset):
-        def __len__(self) -> int:
-            return len(imgs)
-
-        def __getitem__(self, i: int):
-            return tf(imgs[i]), labels[i]
-
-    loader = DataLoader(PerSample(), batch_size=batch, shuffle=True, num_workers=2,
+    loader = DataLoader(PerSample(imgs, labels, tf), batch_size=batch, shuffle=True, num_workers=2,
                         drop_last=True, persistent_workers=True)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     it = iter(loader)
@@ -135,6 +128,21 @@ def _measure_baseline(dataset: str, model_name: str, iters: int, warmup: int, ba
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     q.put((iters * batch / dt, _peak_mb(device)))
+
+
+class PerSample:
+    """The paper-style dataset: one PIL image transformed at a time in the loader workers.
+
+    Module level so that DataLoader workers (spawned processes) can pickle it."""
+
+    def __init__(self, imgs, labels, tf) -> None:
+        self.imgs, self.labels, self.tf = imgs, labels, tf
+
+    def __len__(self) -> int:
+        return len(self.imgs)
+
+    def __getitem__(self, i: int):
+        return self.tf(self.imgs[i]), self.labels[i]
 
 
 def _run(fn, *args) -> tuple[float, float]:
