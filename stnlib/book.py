@@ -148,7 +148,7 @@ def _path_patterns(root: str | os.PathLike | None, home: str | os.PathLike | Non
 
     Both the given and the symlink-resolved spelling are replaced; longer paths first, so a
     checkout inside the home folder becomes ``./…`` rather than ``~/…``. A path only matches
-    as a whole component (``/work/main`` does not touch ``/work/mainline``).
+    as a whole component (``/repo`` does not touch ``/repository``).
     """
     pairs: dict[str, str] = {}
     for path, repl in ((root, "."), (home, "~")):
