@@ -87,7 +87,7 @@ def _scaled(n: int, width: float) -> int:
     return max(1, int(round(n * width)))
 
 
-def _svhn_blocks(in_channels: int, width: float) -> nn.Sequential:
+def _svhn_blocks(in_channels: int, width: float, dropout: float) -> nn.Sequential:
     blocks = []
     c_in = in_channels
     for index, channels in enumerate(SVHN_CHANNELS, start=1):
@@ -95,8 +95,8 @@ def _svhn_blocks(in_channels: int, width: float) -> nn.Sequential:
         layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 5, padding=2), nn.ReLU()]
         if index in SVHN_POOL_AFTER:
             layers.append(nn.MaxPool2d(2))
-        if index > 1:
-            layers.append(nn.Dropout(0.5))
+        if index > 1 and dropout > 0:
+            layers.append(nn.Dropout(dropout))
         blocks.append(nn.Sequential(*layers))
         c_in = c_out
     return nn.Sequential(*blocks)
@@ -108,12 +108,16 @@ class SequenceHead(nn.Module):
     Returns logits ``[N, 5, 11]``: one 11-way prediction per digit position.
     """
 
-    def __init__(self, in_features: int, hidden: int, digits: int = SVHN_DIGITS, classes: int = 11) -> None:
+    def __init__(
+        self, in_features: int, hidden: int, digits: int = SVHN_DIGITS, classes: int = 11, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for _ in range(3):
-            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(0.5)]
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
             width = hidden
         self.hidden = nn.Sequential(*layers)
         self.outputs = nn.ModuleList(nn.Linear(hidden, classes) for _ in range(digits))
@@ -279,7 +283,7 @@ def _parse(name: str, dataset: str) -> tuple[str, int]:
     raise ValueError(f"unknown model {name!r} for {dataset}{hint}; valid models: {', '.join(choices)}")
 
 
-def build_model(name: str, dataset: str, *, width: float = 1.0) -> Classifier:
+def build_model(name: str, dataset: str, *, width: float = 1.0, dropout: float = 0.5) -> Classifier:
     """Build model ``name`` (see :func:`valid_models`) for ``dataset``.
 
     Args:
@@ -288,6 +292,8 @@ def build_model(name: str, dataset: str, *, width: float = 1.0) -> Classifier:
         width: SVHN only: multiplies every conv channel count and the 3072-wide FC layers (rounded, at least
             1). A named deviation used by the quick profile to fit CPU budgets; ``1.0`` is the paper's network
             (32,820,951 parameters without an ST). The loc head is not scaled.
+        dropout: SVHN only: the dropout probability after conv blocks 2-8 and the FC layers (the paper's
+            0.5; ``0`` removes the layers). A named deviation of the quick profile. MNIST has no dropout.
 
     Architecture choices (spec §2, §4):
         MNIST: blocks ``[conv9×9(64), mp, ReLU]``, ``[conv7×7(64), mp, ReLU]`` → flatten → ``Linear(→10)``;
@@ -310,11 +316,15 @@ def build_model(name: str, dataset: str, *, width: float = 1.0) -> Classifier:
     if dataset == "svhn":
         if not width > 0:
             raise ValueError(f"width must be positive, got {width}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     elif width != 1.0:
         raise ValueError(f"width={width} applies to svhn only; {dataset} models have width 1.0")
+    elif dropout != 0.5:
+        raise ValueError(f"dropout={dropout} applies to svhn only; {dataset} models have no dropout")
 
     in_shape = DATASET_SHAPES[dataset]
-    features = _mnist_blocks(in_shape[0]) if dataset.startswith("mnist") else _svhn_blocks(in_shape[0], width)
+    features = _mnist_blocks(in_shape[0]) if dataset.startswith("mnist") else _svhn_blocks(in_shape[0], width, dropout)
 
     st = None
     probe = torch.zeros(1, *in_shape)
@@ -337,7 +347,7 @@ def build_model(name: str, dataset: str, *, width: float = 1.0) -> Classifier:
             head_input = _run(features, placement, len(features), warped) if kind == "c" else features(warped)
     n_flat = head_input[0].numel()
     if dataset == "svhn":
-        head: nn.Module = SequenceHead(n_flat, _scaled(SVHN_HIDDEN, width))
+        head: nn.Module = SequenceHead(n_flat, _scaled(SVHN_HIDDEN, width), dropout=dropout)
     else:
         head = nn.Sequential(nn.Flatten(), nn.Linear(n_flat, NUM_CLASSES[dataset]))
     return Classifier(

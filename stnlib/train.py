@@ -66,7 +66,8 @@ def make_model(model: str, dataset: str, settings: TrainSettings) -> torch.nn.Mo
             f"{', '.join(valid_models(dataset))}"
         )
     if dataset == "svhn":
-        return build_model(model, dataset, width=settings.width)
+        dropout = 0.5 if settings.dropout is None else settings.dropout
+        return build_model(model, dataset, width=settings.width, dropout=dropout)
     try:
         return build_model(model, dataset)
     except ValueError:
