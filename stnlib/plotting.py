@@ -24,6 +24,10 @@ MODEL_LABELS = {
 }
 PALETTE = dict(zip(["cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1", "stn-ec1", "ecnn"],
                    sns.color_palette("colorblind", 7)))
+# SVHN's deeper placements: one hue per family (C blue, SL orange, DL green), darker with depth.
+for _family, _cmap in (("c", "Blues"), ("sl", "Oranges"), ("dl", "Greens")):
+    for _depth, _colour in zip((3, 6, 8), sns.color_palette(_cmap, 4)[1:]):
+        PALETTE[f"stn-{_family}{_depth}"] = _colour
 
 
 def label(model: str) -> str:
@@ -116,31 +120,35 @@ def shift_histograms(recs: Mapping[str, Mapping[str, Any]], *, title: str = "") 
 def examples(recs: Mapping[str, Mapping[str, Any]], *, n: int = 6, title: str = "") -> plt.Figure:
     """Figure 2: test inputs (top row) and what each STN makes of them (one row per model).
 
-    For a feature-map ST (STN-C1) two rows: its predicted transform applied to the input image
-    (what it "intends" to undo) and its transformed feature maps (channel 0).
+    For a feature-map ST (STN-C1, STN-CX) two rows: its predicted transform applied to the input
+    image (what it "intends" to undo) and its transformed feature maps (channel 0, in grey).
+    Image rows are drawn in colour when the images have three channels (SVHN).
     """
-    rows: list[tuple[str, list[np.ndarray]]] = []
+    rows: list[tuple[str, list[np.ndarray], bool]] = []  # (label, images, is_feature_map)
     first = next(iter(recs.values()))["summaries"]["examples"]
-    rows.append(("input", [records.decode_image(d) for d in first["inputs"][:n]]))
+    rows.append(("input", [records.decode_image(d) for d in first["inputs"][:n]], False))
     for m, r in recs.items():
         ex = r["summaries"].get("examples", {})
         if "st_output" not in ex:
             continue
         if ex["st_output_kind"].startswith("feature"):
             rows.append((f"{label(m)}\nθ on input", [records.decode_image(d)
-                                                    for d in ex["theta_on_input"][:n]]))
+                                                    for d in ex["theta_on_input"][:n]], False))
             rows.append((f"{label(m)}\nfeature map", [records.decode_image(d)
-                                                     for d in ex["st_output"][:n]]))
+                                                     for d in ex["st_output"][:n]], True))
         else:
-            rows.append((label(m), [records.decode_image(d) for d in ex["st_output"][:n]]))
+            rows.append((label(m), [records.decode_image(d) for d in ex["st_output"][:n]], False))
     fig, axes = plt.subplots(len(rows), n, figsize=(1.35 * n + 1.2, 1.35 * len(rows)),
                              squeeze=False)
-    for i, (name, ims) in enumerate(rows):
+    for i, (name, ims, is_feature_map) in enumerate(rows):
         for j in range(n):
             ax = axes[i][j]
             im = ims[j]
-            im = im[0] if im.ndim == 3 else im  # first channel (grey digit / feature map 0)
-            ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            if im.ndim == 3 and im.shape[0] == 3 and not is_feature_map:
+                ax.imshow(np.clip(np.transpose(im, (1, 2, 0)), 0, 1), interpolation="nearest")
+            else:
+                im = im[0] if im.ndim == 3 else im  # grey digit, or feature map 0
+                ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)

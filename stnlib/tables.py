@@ -450,6 +450,22 @@ def settings_table(recs_by_experiment: Mapping[str, Records],
     """
     from .profiles import settings_for
 
+    from .profiles import get_experiment
+
+    def svhn_rows(exp: str, s: Mapping[str, Any]) -> dict[str, str]:
+        if get_experiment(exp)["dataset"] != "svhn":
+            return {}
+        dropout = s.get("dropout")
+        return {"network width": f"×{s['width']:g}",
+                "dropout": _show_setting(0.5 if dropout is None else dropout)}
+
+    def n_train(exp: str, s: Mapping[str, Any]) -> int:
+        if get_experiment(exp)["dataset"] != "svhn":
+            return s.get("train_subset") or 60_000
+        from .svhn import SPLIT_SOURCES, SVHN_ARCHIVES
+
+        return s.get("svhn_n_train") or sum(SVHN_ARCHIVES[a].n_images for a in SPLIT_SOURCES["train"])
+
     cols: dict[str, dict[str, Any]] = {}
     for exp, recs in recs_by_experiment.items():
         _check_records(recs, f"settings_table[{exp!r}]")
@@ -464,6 +480,7 @@ def settings_table(recs_by_experiment: Mapping[str, Records],
         col = {SETTING_ROWS[k]: _show_setting(settings[0].get(k)) for k in SETTING_ROWS}
         col["seeds"] = ", ".join(str(s) for s in sorted({int(r["seed"]) for r in done}))
         col["epochs"] = _show_setting(round(float(np.mean([r["curves"]["epoch"][-1] for r in done])), 2))
+        col.update(svhn_rows(exp, settings[0]))
         cols[exp] = col
     if reference is not None:
         prof, exp = reference
@@ -472,7 +489,8 @@ def settings_table(recs_by_experiment: Mapping[str, Records],
         from .profiles import get_profile
 
         col["seeds"] = ", ".join(str(x) for x in get_profile(prof).seeds)
-        col["epochs"] = _show_setting(round(s["iterations"] * s["batch_size"] / 60_000, 1))
+        col["epochs"] = _show_setting(round(s["iterations"] * s["batch_size"] / n_train(exp, s), 1))
+        col.update(svhn_rows(exp, s))
         cols["paper protocol"] = col
     df = pd.DataFrame(cols)
     df.index.name = "setting"

@@ -65,6 +65,8 @@ def test_valid_models():
         ("stn-c1", "svhn", {}, r"'stn-c1'.*stn-c3"),
         ("cnn", "mnist-rot", {"width": 0.5}, r"width=0.5.*svhn only"),
         ("cnn", "svhn", {"width": 0.0}, r"width must be positive"),
+        ("cnn", "mnist-rot", {"dropout": 0.0}, r"dropout=0.0.*svhn only"),
+        ("cnn", "svhn", {"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
     ],
 )
 def test_factory_errors(name, dataset, kwargs, pattern):
@@ -159,6 +161,17 @@ def test_svhn_block_layout():
         expected += [nn.Dropout] if index > 1 else []
         assert kinds == expected, index
     assert sum(isinstance(m, nn.Dropout) for m in model.head.modules()) == 3
+
+
+def test_svhn_dropout_setting():
+    """dropout=0 (the quick profile's deviation) removes every Dropout layer, parameters unchanged."""
+    for name in ("cnn", "stn-c3", "stn-sl3", "stn-dl3"):
+        paper_net = build_model(name, "svhn", width=SMALL)
+        no_dropout = build_model(name, "svhn", width=SMALL, dropout=0.0)
+        assert not any(isinstance(m, nn.Dropout) for m in no_dropout.modules()), name
+        assert n_params(no_dropout) == n_params(paper_net), name
+    p = [m.p for m in build_model("cnn", "svhn", width=SMALL, dropout=0.3).modules() if isinstance(m, nn.Dropout)]
+    assert p == [0.3] * 10
 
 
 @pytest.mark.parametrize("dataset,name", ALL_MODELS)

@@ -53,3 +53,12 @@ def test_milestones_lie_inside_the_schedule():
         for exp, s in p.settings.items():
             assert all(0 < m < s.iterations for m in s.lr_milestones), (p.name, exp)
             assert s.eval_every <= s.iterations
+
+
+def test_dropout_enters_the_config_only_where_set():
+    """A field added later must not change the hash of settings that leave it at its default."""
+    from stnlib.profiles import settings_for
+
+    assert "dropout" not in settings_for("quick", "mnist-rot").to_dict()
+    assert "dropout" not in settings_for("full", "svhn").to_dict()
+    assert settings_for("quick", "svhn").to_dict()["dropout"] == 0.0

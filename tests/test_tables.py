@@ -282,6 +282,18 @@ def test_settings_table_reads_the_records_and_the_paper_protocol():
         tables.settings_table({"mnist-rot": bad})
 
 
+def test_settings_table_svhn_rows_and_epochs():
+    """SVHN: epochs over its own training-set size, plus width and dropout rows (0.5 when unset)."""
+    settings = {"optimizer": "adam", "lr": 3e-4, "momentum": 0.0, "iterations": 4000, "batch_size": 32,
+                "lr_milestones": [3400], "width": 0.25, "dropout": 0.0, "svhn_n_train": 40_000}
+    recs = {"cnn": [rec("cnn", 0, 0.6, experiment="svhn", settings=settings)]}
+    t = tables.settings_table({"svhn": recs}, reference=("full", "svhn"))
+    assert t.loc["network width", "svhn"] == "×0.25" and t.loc["dropout", "svhn"] == "0.0"
+    assert t.loc["network width", "paper protocol"] == "×1" and t.loc["dropout", "paper protocol"] == "0.5"
+    assert t.loc["epochs", "paper protocol"] == "162.9"  # 150k × 256 / 235,755 (train + extra)
+    assert "dropout" not in tables.settings_table({"mnist-rot": {"cnn": [rec("cnn", 0, 0.02)]}}).index
+
+
 def test_design_table_reads_the_code():
     t = tables.design_table()
     assert t.loc["localisation head", "Rotation"] == "CNNm"
