@@ -159,10 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
     ap.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
+    ap.add_argument("--datasets", nargs="+", choices=("mnist-rot", "svhn"), default=("mnist-rot", "svhn"),
+                    help="measure only these rows")
     args = ap.parse_args(argv)
     mnist_iters, svhn_iters = (15, 3) if args.quick else (40, 6)
     rows = [("mnist-rot", m, mnist_iters, 256, 1.0) for m in ("cnn", "stn-c0", "stn-c1", "stn-sl1")]
     rows.append(("svhn", "stn-c0", svhn_iters, 128, 1.0))
+    rows = [r for r in rows if r[0] in args.datasets]
     import torch
 
     print(f"device: {args.device}; torch {torch.__version__}; {os.cpu_count()} CPU cores")

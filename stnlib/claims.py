@@ -1271,3 +1271,42 @@ def cost_table(profiles: str | Sequence[str], *, records_root: str | Path | None
             })
         rows.extend(prof_rows)
     return pd.DataFrame(rows, columns=columns)
+
+
+#: Where GPU probes of the full profile are committed (``benchmarks/gpu_check.sh`` writes them).
+GPU_RESULTS = records.REPO_ROOT / "benchmarks" / "results"
+
+
+def full_profile_estimate(results_root: str | Path | None = None):
+    """What one run of the ``full`` profile costs on a GPU, from committed probe measurements.
+
+    Reads every ``full_probe.jsonl`` under ``results_root`` (default :data:`GPU_RESULTS`): short
+    runs of the full profile's settings (``benchmarks/calibrate.py --profile full``), each with its
+    measured training throughput (img/s, evaluation excluded) and device. Returns one row per probe:
+    device, experiment, model, the probe's length, its img/s, and the time 150k iterations of batch
+    256 would take at that rate (training only; the full profile's periodic evaluations add a few
+    percent). Empty when no probe was committed.
+    """
+    import json
+
+    import pandas as pd
+
+    from .profiles import settings_for
+
+    root = Path(results_root) if results_root is not None else GPU_RESULTS
+    rows = []
+    for path in sorted(root.glob("*/full_probe.jsonl")):
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            probe = json.loads(line)
+            s = settings_for("full", probe["experiment"])
+            ips = float(probe["train_images_per_s"])
+            rows.append({
+                "device": probe["device"], "experiment": probe["experiment"], "model": _label(probe["model"]),
+                "probe (epochs)": probe["epochs"], "training img/s": round(ips),
+                "est. minutes per full run": round(s.iterations * s.batch_size / ips / 60, 1),
+                "source": f"{path.parent.name}/{path.name}",
+            })
+    return pd.DataFrame(rows, columns=["device", "experiment", "model", "probe (epochs)", "training img/s",
+                                       "est. minutes per full run", "source"])

@@ -453,3 +453,16 @@ def test_committed_quick_record_the_ledger_needs(experiment, model, seed):
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_committed_quick_record_is_well_formed(path):
     records.read_record(path)
+
+
+def test_full_profile_estimate_reads_committed_probes(tmp_path):
+    probe = {"experiment": "mnist-rot", "model": "stn-c0", "epochs": 10.0,
+             "train_images_per_s": 64_000.0, "device": "cuda: test GPU"}
+    (tmp_path / "gpu-a").mkdir()
+    (tmp_path / "gpu-a" / "full_probe.jsonl").write_text(json.dumps(probe) + "\n\n")
+    t = claims.full_profile_estimate(tmp_path)
+    assert len(t) == 1
+    row = t.iloc[0]
+    assert row["model"] == "STN-C0" and row["device"] == "cuda: test GPU"
+    assert row["est. minutes per full run"] == 10.0  # 150,000 × 256 / 64,000 s = 600 s
+    assert claims.full_profile_estimate(tmp_path / "none").empty
