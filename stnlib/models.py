@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from stnlib.layers import SingleChannelConv2d
 from stnlib.stn import SpatialTransformer, cnnm_head, cnnt_head, svhn_l_head
 
 __all__ = ["DATASET_SHAPES", "NUM_CLASSES", "valid_models", "build_model", "Classifier", "SequenceHead"]
@@ -78,7 +79,8 @@ def valid_models(dataset: str) -> tuple[str, ...]:
 
 def _mnist_blocks(in_channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Sequential(nn.Conv2d(in_channels, 64, 9), nn.MaxPool2d(2), nn.ReLU()),
+        # The first conv's input gradient (needed by input-level STs) is slow in oneDNN for 1 channel.
+        nn.Sequential(SingleChannelConv2d(in_channels, 64, 9), nn.MaxPool2d(2), nn.ReLU()),
         nn.Sequential(nn.Conv2d(64, 64, 7), nn.MaxPool2d(2), nn.ReLU()),
     )
 
