@@ -56,11 +56,9 @@ class _SingleChannelConv(torch.autograd.Function):
             gy = grad_y.permute(1, 0, 2, 3).reshape(c_out, -1)
             cols = (wc.reshape(c_out, kh * kw).t() @ gy).view(kh * kw, n, oh, ow)
             acc = torch.zeros(n, h, w, dtype=torch.float32, device=xc.device)
-            k = 0
-            for dy in range(kh):
-                for dx in range(kw):
-                    acc[:, dy:dy + oh, dx:dx + ow].add_(cols[k])
-                    k += 1
+            for k in range(kh * kw):
+                dy, dx = divmod(k, kw)
+                acc[:, dy:dy + oh, dx:dx + ow].add_(cols[k])
             grad_x = acc.unsqueeze(1).to(x_dtype)
         return grad_x, grad_w, grad_b, None
 
@@ -77,8 +75,9 @@ class SingleChannelConv2d(nn.Conv2d):
     fast_input_grad: bool = True
 
     def _fast(self, x: Tensor) -> bool:
-        return (self.fast_input_grad and x.requires_grad and torch.is_grad_enabled() and self.in_channels == 1 and self.groups == 1
-                and self.stride == (1, 1) and self.padding == (0, 0) and self.dilation == (1, 1)
+        return (self.fast_input_grad and x.requires_grad and torch.is_grad_enabled()
+                and self.in_channels == 1 and self.groups == 1 and self.stride == (1, 1)
+                and self.padding == (0, 0) and self.dilation == (1, 1)
                 and self.padding_mode == "zeros" and x.dim() == 4)
 
     def forward(self, x: Tensor) -> Tensor:
