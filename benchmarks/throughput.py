@@ -3,12 +3,14 @@
 Baseline (the authors' approach): a ``DataLoader`` whose workers rotate every image
 separately with PIL (``torchvision.transforms.RandomRotation``), fp32, plain SGD.
 stnlib: the data held as one tensor on the device, whole batches rotated with
-``affine_grid``/``grid_sample``, channels_last, bf16 autocast on the CPU (AMP on CUDA).
+``affine_grid``/``grid_sample``, channels_last, bf16 autocast on the CPU (AMP on CUDA), and on
+the CPU glibc told to keep freed memory (:func:`stnlib.train.reuse_freed_memory`). The column
+"stnlib, plain malloc" is stnlib without that last step, to show what it alone is worth.
 
 Each measurement runs in its own process so that its peak memory (max RSS, or CUDA peak
 allocation) is its own. Prints one table: img/s, ratio to the baseline, peak memory.
 
-    python benchmarks/throughput.py                 # all rows, about 2.5 minutes on 2 cores
+    python benchmarks/throughput.py                 # all rows, about 3.5 minutes on 2 cores
     python benchmarks/throughput.py --quick         # fewer iterations
 """
 
@@ -35,18 +37,21 @@ def _peak_mb(device: str) -> float:
 
 
 def _measure_stnlib(dataset: str, model_name: str, iters: int, warmup: int, batch: int,
-                    device: str, width: float, q: mp.Queue) -> None:
+                    device: str, width: float, reuse_memory: bool, q: mp.Queue) -> None:
     import torch
 
     from stnlib.data import get_task
     from stnlib.models import build_model
-    from stnlib.train import autocast, loss_and_errors
+    from stnlib.train import autocast, loss_and_errors, reuse_freed_memory, to_channels_last
 
+    if reuse_memory and not device.startswith("cuda"):
+        reuse_freed_memory()
     torch.manual_seed(0)
     dev = torch.device(device)
     kw = {"width": width} if dataset == "svhn" else {}
     opts = {"source": "synthetic", "n_train": 2048, "n_test": 64} if dataset == "svhn" else {}
-    net = build_model(model_name, dataset, **kw).to(dev).to(memory_format=torch.channels_last)
+    net = build_model(model_name, dataset, **kw).to(dev)
+    to_channels_last(net)
     task = get_task(dataset, "train", root=str(ROOT / "data"), device=dev,
                     channels_last=True, **opts)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -174,14 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     print(f"device: {args.device}; torch {torch.__version__}; {os.cpu_count()} CPU cores")
+    cpu = not args.device.startswith("cuda")
     print(f"{'dataset':10s} {'model':8s} {'batch':>5s} {'baseline img/s':>15s} "
-          f"{'stnlib img/s':>13s} {'ratio':>6s} {'peak MB base':>13s} {'peak MB ours':>13s}")
+          + (f"{'stnlib, plain malloc':>21s} " if cpu else "")
+          + f"{'stnlib img/s':>13s} {'ratio':>6s} {'peak MB base':>13s} {'peak MB ours':>13s}")
     for dataset, model, iters, batch, width in rows:
         base, base_mem = _run(_measure_baseline, dataset, model, iters, 3, batch,
                               args.device, width)
+        plain = ""
+        if cpu:
+            plain_ips, _ = _run(_measure_stnlib, dataset, model, iters, 3, batch,
+                                args.device, width, False)
+            plain = f"{plain_ips:21.0f} "
         ours, ours_mem = _run(_measure_stnlib, dataset, model, iters, 3, batch,
-                              args.device, width)
-        print(f"{dataset:10s} {model:8s} {batch:5d} {base:15.0f} {ours:13.0f} "
+                              args.device, width, True)
+        print(f"{dataset:10s} {model:8s} {batch:5d} {base:15.0f} {plain}{ours:13.0f} "
               f"{ours / base:6.2f} {base_mem:13.0f} {ours_mem:13.0f}", flush=True)
     return 0
 

@@ -18,6 +18,8 @@ model and seed, so all models are evaluated on the same transformed test images.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import math
 import os
 import time
@@ -76,12 +78,18 @@ def make_model(model: str, dataset: str, settings: TrainSettings) -> torch.nn.Mo
         return build_equivariant_model(model, dataset)
 
 
-def _channels_last(net: torch.nn.Module) -> None:
+def to_channels_last(net: torch.nn.Module) -> None:
     """Store the 4-D (conv) weights channels_last; ``Module.to(memory_format=...)`` refuses
     models with 5-D weights such as the group convolutions of :mod:`stnlib.equivariant`."""
     for p in net.parameters():
         if p.dim() == 4:
             p.data = p.data.contiguous(memory_format=torch.channels_last)
+            if p.shape[1] == 1:
+                # With one input channel the NCHW and NHWC strides coincide, so PyTorch reads the weight
+                # as NCHW and runs that conv, and the max-pool after it, in NCHW: on the CPU 21 + 98 ms
+                # instead of 9 + 7 ms for a 256×64×52×52 map. Explicit NHWC strides keep the whole net NHWC.
+                h, w = p.shape[2], p.shape[3]
+                p.data = p.data.as_strided(p.shape, (h * w, 1, w, 1))
 
 
 def build_config(experiment: str, model: str, profile: str, seed: int) -> dict[str, Any]:
@@ -121,6 +129,33 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+#: glibc ``mallopt`` parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def reuse_freed_memory() -> bool:
+    """Make this process keep freed memory for reuse instead of handing it back to the OS.
+
+    Why: glibc serves every allocation above its mmap threshold (at most 32 MiB) with fresh pages
+    and unmaps them on ``free``, so each training step page-faults its large activations in again.
+    On the 2-core reference CPU a 256×64×52×52 bf16 activation (translated MNIST, 88 MB) costs
+    24 ms to ``clone`` that way and 8 ms from the heap; a whole training step gets 1.3-1.8× faster
+    (``benchmarks/throughput.py``). The results are bitwise the same: only where memory comes
+    from changes. The cost: the process keeps its peak heap until it exits.
+
+    Process-wide, idempotent; :func:`train` calls it for CPU runs. Returns ``False`` (and
+    changes nothing) where the C library is not glibc.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    # mallopt returns 1 on success; no mmap'd chunks, and never trim the heap top.
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def _mix(*parts: int) -> int:
@@ -348,11 +383,13 @@ def train(experiment: str, model: str, profile: str, seed: int = 0, *,
     dataset = cfg["dataset"]
     dev = resolve_device(device)
     precision = s.precision
+    if dev.type == "cpu":
+        reuse_freed_memory()
 
     torch.manual_seed(_mix(seed, 0))
     net = make_model(model, dataset, s).to(dev)
     if s.channels_last:
-        _channels_last(net)
+        to_channels_last(net)
     train_task, test_task = _make_tasks(dataset, s, dev, str(data_root))
     groups = net.param_groups(s.lr, s.loc_lr_multiplier)
     if s.optimizer == "sgd":

@@ -33,6 +33,43 @@ def test_unknown_names_are_rejected_with_choices():
         train.build_config("mnist-rot", "cnn", "medium", 0)
 
 
+@pytest.mark.parametrize("dataset,name", [("mnist-trans", "cnn"), ("mnist-rot", "stn-c0"), ("mnist-rot", "stn-dl1")])
+def test_to_channels_last_keeps_one_channel_convs_nhwc(dataset, name):
+    # A 1-input-channel weight is ambiguous (its NCHW and NHWC strides coincide); unless it gets explicit
+    # NHWC strides the first conv, and the max-pool after it, run in NCHW.
+    from stnlib.models import DATASET_SHAPES
+
+    net = train.make_model(name, dataset, profiles.settings_for("smoke", dataset))
+    x = torch.rand(3, *DATASET_SHAPES[dataset])
+    ref = net(x)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    train.to_channels_last(net)
+    weights = [p for p in net.parameters() if p.dim() == 4]
+    assert weights and all(p.stride(1) == 1 for p in weights)
+    assert any(p.shape[1] == 1 for p in weights)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, state[k]), k  # values untouched
+    first = net.features[0](x.contiguous(memory_format=torch.channels_last))
+    assert first.stride(1) == 1 and first.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(net(x), ref, atol=1e-5, rtol=1e-5)
+    # A checkpoint round trip keeps the layout and the values.
+    net.load_state_dict(state)
+    assert all(p.stride(1) == 1 for p in net.parameters() if p.dim() == 4)
+
+
+def test_reuse_freed_memory_changes_no_numbers():
+    torch.manual_seed(0)
+    x = torch.randn(64, 1, 28, 28)
+    conv = torch.nn.Conv2d(1, 8, 5)
+    before = conv(x)
+    import platform
+
+    applied = train.reuse_freed_memory()
+    assert applied == (platform.libc_ver()[0] == "glibc")
+    assert train.reuse_freed_memory() == applied  # idempotent
+    assert torch.equal(conv(x), before)
+
+
 def test_autocast_rejects_unknown_precision():
     with pytest.raises(ValueError, match="fp16"):
         train.autocast(torch.device("cpu"), "fp16")
