@@ -161,7 +161,7 @@ _FULL = Profile(
 )
 
 # ---------------------------------------------------------------------------------------
-# quick: a 2-core CPU, about an hour for the MNIST study
+# quick: a 2-core CPU; the MNIST study (10 models) took 35 min idle on the reference CPU (README)
 _EPOCH = 60_000 // 256  # 234 full batches per MNIST epoch
 _QUICK_ROT = TrainSettings(
     iterations=12 * _EPOCH,
