@@ -5,6 +5,8 @@ BIN     := $(VENV)/bin
 PROFILE ?= quick
 FRESH   ?= 0
 KERNEL  ?= stnlib
+# Empty: every chapter in the toc; e.g. CHAPTERS=mnist (with FRESH=1: retrain that chapter only).
+CHAPTERS ?=
 LOCK    := requirements-lock.txt
 
 .PHONY: setup data book book-only execute test test-fast lab bench lock clean
@@ -26,7 +28,8 @@ data: setup
 	$(BIN)/python -m stnlib data mnist
 
 execute: setup data
-	$(BIN)/python -m stnlib book --profile $(PROFILE) --fresh $(FRESH) --kernel $(KERNEL)
+	$(BIN)/python -m stnlib book --profile $(PROFILE) --fresh $(FRESH) --kernel $(KERNEL) \
+	  $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
 book: execute
 	$(BIN)/jupyter-book build book -W --keep-going --all
