@@ -79,8 +79,10 @@ def make_model(model: str, dataset: str, settings: TrainSettings) -> torch.nn.Mo
 
 
 def to_channels_last(net: torch.nn.Module) -> None:
-    """Store the 4-D (conv) weights channels_last; ``Module.to(memory_format=...)`` refuses
-    models with 5-D weights such as the group convolutions of :mod:`stnlib.equivariant`."""
+    """Store the 4-D (conv) weights channels_last, one-input-channel weights with explicit NHWC strides.
+
+    Per parameter because ``Module.to(memory_format=...)`` refuses models with 5-D weights such as
+    the group convolutions of :mod:`stnlib.equivariant`; values and the state dict are unchanged."""
     for p in net.parameters():
         if p.dim() == 4:
             p.data = p.data.contiguous(memory_format=torch.channels_last)
