@@ -448,9 +448,7 @@ def settings_table(recs_by_experiment: Mapping[str, Records],
     with that profile's settings (default: the ``full`` profile, which follows the paper's
     protocol), labelled ``"paper protocol"``.
     """
-    from .profiles import settings_for
-
-    from .profiles import get_experiment
+    from .profiles import get_experiment, settings_for
 
     def svhn_rows(exp: str, s: Mapping[str, Any]) -> dict[str, str]:
         if get_experiment(exp)["dataset"] != "svhn":
