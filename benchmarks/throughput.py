@@ -41,8 +41,9 @@ def _measure_stnlib(dataset: str, model_name: str, iters: int, warmup: int, batc
     import torch
 
     from stnlib.data import get_task
-    from stnlib.models import build_model
-    from stnlib.train import autocast, loss_and_errors, reuse_freed_memory, to_channels_last
+    from stnlib.nn import build as build_model
+    from stnlib.hardware import autocast, reuse_freed_memory
+    from stnlib.train import loss_and_errors, to_channels_last
 
     if reuse_memory and not device.startswith("cuda"):
         reuse_freed_memory()
@@ -86,13 +87,13 @@ def _measure_baseline(dataset: str, model_name: str, iters: int, warmup: int, ba
     from PIL import Image
     from torch.utils.data import DataLoader
 
-    from stnlib.models import build_model
+    from stnlib.nn import build as build_model
     from stnlib.train import loss_and_errors
 
     torch.manual_seed(0)
     dev = torch.device(device)
     if dataset == "svhn":
-        from stnlib.svhn import make_synthetic_svhn
+        from stnlib.data.svhn import make_synthetic_svhn
 
         images, labels = make_synthetic_svhn(2048, seed=0)
         imgs = [Image.fromarray(np.ascontiguousarray(im.transpose(1, 2, 0))) for im in images]
@@ -106,7 +107,7 @@ def _measure_baseline(dataset: str, model_name: str, iters: int, warmup: int, ba
         tf = T.Compose([T.RandomRotation(90, interpolation=T.InterpolationMode.BILINEAR),
                         T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])
         net = build_model(model_name, dataset).to(dev)
-    from stnlib.layers import SingleChannelConv2d
+    from stnlib.nn.layers import SingleChannelConv2d
 
     for m in net.modules():  # the authors' network: plain nn.Conv2d gradients throughout
         if isinstance(m, SingleChannelConv2d):

@@ -675,7 +675,7 @@ def _live_device() -> str:
     try:
         import torch
 
-        from .records import device_name
+        from stnlib.hardware import device_name
 
         return device_name("cuda" if torch.cuda.is_available() else "cpu")
     except Exception:  # the card must never break a chapter
@@ -685,11 +685,11 @@ def _live_device() -> str:
 def _live_code() -> tuple[list[str], list[str]]:
     import platform
 
-    from . import __version__
+    from stnlib import __version__
 
     commits: list[str] = []
     try:
-        from .records import git_commit
+        from stnlib.records import git_commit
 
         commit, dirty = git_commit()
         if commit != "unknown":
@@ -723,7 +723,7 @@ def reproducibility_card(*, chapter: str, profile: str, records: Iterable[Mappin
     records = [dict(r) for r in records]
     deviations = list(deviations)
     if not deviations and records:
-        from .profiles import deviations_for
+        from stnlib.profiles import deviations_for
 
         for exp in dict.fromkeys(str(r["experiment"]) for r in records if r.get("experiment")):
             with contextlib.suppress(ValueError):

@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paper, records
-from .profiles import EXPERIMENTS, EXTENSION_MODELS, deviations_for, get_profile
+from stnlib import paper, records
+from stnlib.paths import benchmark_results_root
+from stnlib.profiles import EXPERIMENTS, EXTENSION_MODELS, deviations_for, get_profile
+from stnlib.train import build_config
 
 # ---------------------------------------------------------------------------------------
 # vocabulary and thresholds
@@ -291,8 +293,6 @@ def _metric(rec: Mapping[str, Any], *keys: str) -> Any:
 
 def _expected_hash(experiment: str, model: str, profile: str, seed: int) -> str | None:
     """The config hash a fresh run would have now (None when the model is unknown to train.py)."""
-    from .train import build_config
-
     try:
         return records.config_hash(build_config(experiment, model, profile, seed))
     except ValueError:
@@ -460,7 +460,7 @@ def _estimate_values(prefix: str, e: Estimate) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def _toy_wm() -> dict[str, float]:
-    from . import toy
+    from stnlib import toy
 
     # A 15° grid includes every quarter turn (exact); the affine fit starts at the true inverse.
     wm = toy.wm_counterexample(angles=range(0, 360, 15), affine_steps=60)
@@ -472,7 +472,7 @@ def _toy_wm() -> dict[str, float]:
 @functools.lru_cache(maxsize=1)
 def _first_layer() -> dict[str, Any]:
     """Misalignment of a random MNIST conv1 for exact quarter turns and integer shifts."""
-    from . import toy
+    from stnlib import toy
 
     images = toy.mnist_test_images(64)
     conv = toy.random_first_layer(0)
@@ -1274,7 +1274,7 @@ def cost_table(profiles: str | Sequence[str], *, records_root: str | Path | None
 
 
 #: Where GPU probes of the full profile are committed (``benchmarks/gpu_check.sh`` writes them).
-GPU_RESULTS = records.REPO_ROOT / "benchmarks" / "results"
+GPU_RESULTS = benchmark_results_root()
 
 
 def full_profile_estimate(results_root: str | Path | None = None):
@@ -1291,11 +1291,11 @@ def full_profile_estimate(results_root: str | Path | None = None):
 
     import pandas as pd
 
-    from .profiles import settings_for
+    from stnlib.profiles import settings_for
 
     root = Path(results_root) if results_root is not None else GPU_RESULTS
     rows = []
-    for path in sorted(root.glob("*/full_probe.jsonl")):
+    for path in (sorted(root.glob("*/full_probe.jsonl")) if root is not None else []):
         for line in path.read_text().splitlines():
             if not line.strip():
                 continue

@@ -10,12 +10,11 @@ import sys
 import time
 from typing import Sequence
 
-from .profiles import EXPERIMENTS, PROFILES, SWEEPS, get_profile, get_sweep
+from stnlib.nn import valid_models
+from stnlib.profiles import EXPERIMENTS, PROFILES, SWEEPS, get_profile
 
 
 def _catalogue() -> str:
-    from .train import valid_models
-
     lines = ["experiments (dataset: models):"]
     for name, exp in EXPERIMENTS.items():
         lines.append(f"  {name:15s} {exp['dataset']}: {', '.join(exp['models'])}")
@@ -75,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "book":
-        from .book import main as book_main
+        from stnlib.book import main as book_main
 
         return int(book_main(argv[1:]) or 0)
     args = _parser().parse_args(argv)
@@ -96,18 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from .data import prepare
+    from stnlib.data import prepare
 
     prepare(args.dataset, **({"root": args.root} if args.root else {}))
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .records import train_or_load
-    from .train import build_config
+    from stnlib.runs import RunSpec, train_or_load
 
     get_profile(args.profile)
-    build_config(args.experiment, args.model, args.profile, args.seed)  # validates names
+    RunSpec(args.experiment, args.model, args.profile, args.seed).config()  # validates names
     rec = train_or_load(args.experiment, args.model, args.profile, args.seed, fresh=args.fresh,
                         device=args.device, resume=not args.no_resume)
     m = rec["metrics"]
@@ -118,17 +116,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .records import train_or_load
-    from .train import TrainingDiverged, build_config
+    from stnlib.runs import sweep_runs, train_or_load
+    from stnlib.train import TrainingDiverged
 
-    prof = get_profile(args.profile)
-    seeds = args.seeds if args.seeds is not None else list(prof.seeds)
-    jobs = []
-    for exp, sweep_models in get_sweep(args.sweep):
-        for m in args.models if args.models else sweep_models:
-            for seed in seeds:
-                build_config(exp, m, args.profile, seed)  # fail fast on a bad name
-                jobs.append((exp, m, seed))
+    jobs = [(s.experiment, s.model, s.seed) for s in
+            sweep_runs(args.sweep, args.profile, models=args.models or None, seeds=args.seeds)]
     failed = []
     t0 = time.perf_counter()
     for exp, m, seed in jobs:

@@ -1,7 +1,7 @@
 """Every figure of the book, in one style (opaque white backgrounds, readable in dark mode).
 
 Plotting functions take records (or arrays decoded from them) and draw; they compute no
-statistics beyond what :mod:`stnlib.analysis` provides.
+statistics beyond what :mod:`stnlib.measures` provides.
 """
 
 from __future__ import annotations
@@ -12,16 +12,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from . import analysis, records
+from stnlib import measures, records
+from stnlib.nn import display_name
 
-#: Display names of the models, as the paper writes them.
-MODEL_LABELS = {
-    "cnn": "CNN", "stn-c0": "STN-C0", "stn-c1": "STN-C1", "stn-sl1": "STN-SL1",
-    "stn-dl1": "STN-DL1", "stn-c3": "STN-C3", "stn-c6": "STN-C6", "stn-c8": "STN-C8",
-    "stn-sl3": "STN-SL3", "stn-sl6": "STN-SL6", "stn-sl8": "STN-SL8", "stn-dl3": "STN-DL3",
-    "stn-dl6": "STN-DL6", "stn-dl8": "STN-DL8", "stn-ec1": "STN-EC1 (equivariant)",
-    "ecnn": "C4-CNN",
-}
 PALETTE = dict(zip(["cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1", "stn-ec1", "ecnn"],
                    sns.color_palette("colorblind", 7)))
 # SVHN's deeper placements: one hue per family (C blue, SL orange, DL green), darker with depth.
@@ -31,7 +24,7 @@ for _family, _cmap in (("c", "Blues"), ("sl", "Oranges"), ("dl", "Greens")):
 
 
 def label(model: str) -> str:
-    return MODEL_LABELS.get(model, model.upper())
+    return display_name(model)
 
 
 def set_style() -> None:
@@ -66,7 +59,7 @@ def angle_histograms(recs: Mapping[str, Mapping[str, Any]], *, title: str = "") 
     for ax, m in zip(axes[0], models):
         h = recs[m]["summaries"]["angle_hist"]
         lim = h["lim"]
-        dense = analysis.dense_histogram2d(h)
+        dense = measures.dense_histogram2d(h)
         ax.imshow(np.log1p(dense.T), origin="lower", extent=[-lim, lim, -lim, lim],
                   cmap="Greys", aspect="equal", interpolation="nearest")
         o = recs[m]["metrics"]["orientation"]
@@ -99,7 +92,7 @@ def shift_histograms(recs: Mapping[str, Mapping[str, Any]], *, title: str = "") 
             ax = axes[i][j]
             h = recs[m]["summaries"][f"shift_hist_{axis}"]
             lim = h["lim"]
-            ax.imshow(np.log1p(analysis.dense_histogram2d(h).T), origin="lower",
+            ax.imshow(np.log1p(measures.dense_histogram2d(h).T), origin="lower",
                       extent=[-lim, lim, -lim, lim], cmap="Greys", aspect="equal",
                       interpolation="nearest")
             _deming_line(ax, o[axis]["slope"], o[axis]["intercept"], 16)
@@ -248,10 +241,10 @@ def error_vs_depth(ours: Mapping[str, Sequence[float]], paper: Mapping[str, floa
         for d in depths:
             key = "stn-c0" if d == 0 else f"stn-{fam}{d}"
             if key in ours:
-                mu, sd = analysis.mean_std(ours[key])
+                mu, sd, _ = measures.mean_std(ours[key])
                 xs.append(d)
                 ys.append(mu)
-                es.append(sd)
+                es.append(0.0 if np.isnan(sd) else sd)
         if xs:
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=f"{name} (ours)")
         if paper:

@@ -117,11 +117,27 @@ _LATE_FIELDS = ("dropout",)
 
 
 @dataclass(frozen=True)
+class ToySettings:
+    """How much work the first-layer part of the toy chapter does in one profile.
+
+    The W/M and bar examples are exact constructions and do not depend on the profile; only these do.
+    """
+
+    #: SGD steps of the first layer trained on upright MNIST (batch 64).
+    train_steps: int
+    #: MNIST test digits the misalignment curves average over.
+    n_images: int
+    #: Spacing of the rotation angles (degrees) of the misalignment curves (multiples of 45° are added).
+    angle_step: int
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     about: str
     seeds: tuple[int, ...]
     settings: dict[str, TrainSettings]
+    toy: ToySettings
     #: Per experiment: every way this profile departs from the paper's protocol.
     deviations: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -143,6 +159,7 @@ _FULL = Profile(
     name="full",
     about="The paper's protocol: 150k iterations of SGD, 3 seeds. Meant for a GPU.",
     seeds=(0, 1, 2),
+    toy=ToySettings(train_steps=3000, n_images=1000, angle_step=5),
     settings={
         "mnist-rot": _PAPER_MNIST,
         "mnist-trans": _PAPER_MNIST,
@@ -217,6 +234,7 @@ _QUICK = Profile(
     name="quick",
     about="A 2-core CPU: short schedules with momentum, one seed; shows the paper's effects.",
     seeds=(0,),
+    toy=ToySettings(train_steps=600, n_images=256, angle_step=10),
     settings={
         "mnist-rot": _QUICK_ROT,
         "mnist-trans": _QUICK_TRANS,
@@ -282,6 +300,7 @@ _SMOKE = Profile(
     name="smoke",
     about="Seconds per model: exercises every code path (CI). Its numbers mean nothing.",
     seeds=(0,),
+    toy=ToySettings(train_steps=30, n_images=64, angle_step=30),
     settings={
         "mnist-rot": _SMOKE_MNIST,
         "mnist-trans": _SMOKE_MNIST,
@@ -349,6 +368,11 @@ def settings_for(profile: str, experiment: str) -> TrainSettings:
     """The training settings of ``experiment`` in ``profile`` (both validated)."""
     get_experiment(experiment)
     return get_profile(profile).settings[experiment]
+
+
+def toy_settings(profile: str) -> ToySettings:
+    """The toy chapter's settings in ``profile`` (validated)."""
+    return get_profile(profile).toy
 
 
 def deviations_for(profile: str, experiment: str) -> tuple[str, ...]:

@@ -24,7 +24,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import paper
+from stnlib import measures, paper
+from stnlib import nn as networks
+from stnlib.nn.models import loc_head_name
 
 Records = Mapping[str, Sequence[Mapping[str, Any]]]
 
@@ -67,14 +69,6 @@ def _complete(rs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in rs if r.get("status") == "complete"]
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float, int]:
-    """Mean, sample std (NaN unless there are at least two values) and count."""
-    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
-    if v.size == 0:
-        return math.nan, math.nan, 0
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size)
-
-
 def _profiles(recs_by_experiment: Mapping[str, Records]) -> str:
     names = sorted({str(r.get("profile")) for recs in recs_by_experiment.values()
                     for rs in recs.values() for r in rs})
@@ -90,7 +84,7 @@ def _check_records(recs: Any, what: str) -> None:
 
 
 def _error_columns(rs: Sequence[Mapping[str, Any]], paper_value: float | None) -> dict[str, float]:
-    mean, std, n = _mean_std([100.0 * r["metrics"]["test_error"] for r in _complete(rs)])
+    mean, std, n = measures.mean_std([100.0 * r["metrics"]["test_error"] for r in _complete(rs)])
     p = math.nan if paper_value is None else float(paper_value)
     return {"ours": mean, "std": std, "seeds": n, "paper": p, "diff": mean - p}
 
@@ -194,11 +188,11 @@ def orientation_table(recs: Records) -> pd.DataFrame:
         orients = [r["metrics"]["orientation"] for r in done]
         kinds.update(o["kind"] for o in orients)
         for k in _ORIENTATION_STATS:
-            row[k] = _mean_std([o[k] for o in orients])[0]
+            row[k] = measures.mean_std([o[k] for o in orients])[0]
         if all(o["kind"] == "translation" for o in orients):
             for axis in ("x", "y"):
                 for k in _ORIENTATION_STATS:
-                    row[f"{k}_{axis}"] = _mean_std([o[axis][k] for o in orients])[0]
+                    row[f"{k}_{axis}"] = measures.mean_std([o[axis][k] for o in orients])[0]
         row["seeds"] = len(done)
         rows[m] = row
     if len(kinds) > 1:
@@ -309,12 +303,12 @@ def optimizer_table(by_optimizer: Mapping[str, Records],
                 raise ValueError(f"optimizer_table: model {m!r} missing under {opt!r}; "
                                  f"it has {', '.join(recs)}")
             done = _complete(recs[m])
-            err, err_sd, n = _mean_std([100.0 * r["metrics"]["test_error"] for r in done])
+            err, err_sd, n = measures.mean_std([100.0 * r["metrics"]["test_error"] for r in done])
             orients = [r["metrics"]["orientation"] for r in done if r["metrics"].get("orientation")]
             row = {"error": err, "error_std": err_sd, "seeds": n,
-                   "epochs": _mean_std([r["curves"]["epoch"][-1] for r in done])[0]}
+                   "epochs": measures.mean_std([r["curves"]["epoch"][-1] for r in done])[0]}
             for k in _ORIENTATION_STATS:
-                row[k] = _mean_std([o[k] for o in orients])[0]
+                row[k] = measures.mean_std([o[k] for o in orients])[0]
             rows[(m, opt)] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index = pd.MultiIndex.from_tuples(df.index, names=["model", "optimizer"])
@@ -333,7 +327,7 @@ def examples_table(recs: Records) -> pd.DataFrame:
     """
     import torch
 
-    from . import transforms
+    from stnlib import transforms
 
     _check_records(recs, "examples_table")
     firsts = {m: _complete(rs)[0] for m, rs in recs.items()
@@ -423,7 +417,7 @@ def misalignment_table(recs: Records, at: Sequence[float] | None = None) -> pd.D
                             f"misalignment_table: {m} has no point at ±{a} ({xkey}); "
                             f"available: {sorted(set(xs.tolist()))}")
                     per_seed.append(float(np.mean(np.asarray(c[q], dtype=np.float64)[hit])))
-                row[(q, a)] = _mean_std(per_seed)[0]
+                row[(q, a)] = measures.mean_std(per_seed)[0]
         rows[m] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     if len(df.columns):
@@ -448,7 +442,7 @@ def settings_table(recs_by_experiment: Mapping[str, Records],
     with that profile's settings (default: the ``full`` profile, which follows the paper's
     protocol), labelled ``"paper protocol"``.
     """
-    from .profiles import get_experiment, settings_for
+    from stnlib.profiles import get_experiment, settings_for
 
     def svhn_rows(exp: str, s: Mapping[str, Any]) -> dict[str, str]:
         if get_experiment(exp)["dataset"] != "svhn":
@@ -460,7 +454,7 @@ def settings_table(recs_by_experiment: Mapping[str, Records],
     def n_train(exp: str, s: Mapping[str, Any]) -> int:
         if get_experiment(exp)["dataset"] != "svhn":
             return s.get("train_subset") or 60_000
-        from .svhn import SPLIT_SOURCES, SVHN_ARCHIVES
+        from stnlib.data.svhn import SPLIT_SOURCES, SVHN_ARCHIVES
 
         return s.get("svhn_n_train") or sum(SVHN_ARCHIVES[a].n_images for a in SPLIT_SOURCES["train"])
 
@@ -484,7 +478,7 @@ def settings_table(recs_by_experiment: Mapping[str, Records],
         prof, exp = reference
         s = settings_for(prof, exp).to_dict()
         col = {SETTING_ROWS[k]: _show_setting(s.get(k)) for k in SETTING_ROWS}
-        from .profiles import get_profile
+        from stnlib.profiles import get_profile
 
         col["seeds"] = ", ".join(str(x) for x in get_profile(prof).seeds)
         col["epochs"] = _show_setting(round(s["iterations"] * s["batch_size"] / n_train(exp, s), 1))
@@ -501,10 +495,11 @@ def design_table(experiments: Sequence[str] = ("mnist-rot", "mnist-trans")) -> p
 
     Rows: input normalisation (mean, std), localisation head, ST padding mode, ST output size,
     and the parameter count of every model. Read from the code (:mod:`stnlib.data`,
-    :func:`stnlib.models.build_model`), not typed in.
+    :func:`stnlib.nn.build`), not typed in.
     """
-    from . import data, models
-    from .profiles import get_experiment
+    from stnlib import data
+    from stnlib.datasets import DATASETS
+    from stnlib.profiles import get_experiment
 
     cols: dict[str, dict[str, str]] = {}
     for exp in experiments:
@@ -512,14 +507,14 @@ def design_table(experiments: Sequence[str] = ("mnist-rot", "mnist-trans")) -> p
         col: dict[str, str] = {}
         mean, std = data.NORMALIZATION[ds]
         col["input normalisation (mean, std)"] = f"{mean}, {std}"
-        c0 = models.build_model("stn-c0", ds)
-        col["localisation head"] = _loc_head_name(ds)
+        c0 = networks.build("stn-c0", ds)
+        col["localisation head"] = loc_head_name(ds)
         col["ST padding"] = str(c0.st.padding_mode)
-        col["input (C×H×W)"] = "×".join(map(str, models.DATASET_SHAPES[ds]))
+        col["input (C×H×W)"] = "×".join(map(str, DATASETS[ds].input_shape))
         col["ST output of C0, SL1, DL1 / of C1"] = (
-            f"{_st_output_shape(c0, ds)} / {_st_output_shape(models.build_model('stn-c1', ds), ds)}")
+            f"{_st_output_shape(c0, ds)} / {_st_output_shape(networks.build('stn-c1', ds), ds)}")
         for m in get_experiment(exp)["models"]:
-            n = sum(p.numel() for p in models.build_model(m, ds).parameters())
+            n = sum(p.numel() for p in networks.build(m, ds).parameters())
             col[f"parameters, {m}"] = f"{n:,}"
         cols[EXPERIMENT_TITLES.get(exp, exp)] = col
     df = pd.DataFrame(cols)
@@ -528,23 +523,14 @@ def design_table(experiments: Sequence[str] = ("mnist-rot", "mnist-trans")) -> p
     return df
 
 
-def _loc_head_name(dataset: str) -> str:
-    # The spec's names for the heads (CNNm, CNNt, SVHN-l); the builder functions carry them.
-    from . import models
-
-    fn = getattr(models, "_LOC_HEAD", {}).get(dataset)
-    names = {"cnnm_head": "CNNm", "cnnt_head": "CNNt", "svhn_l_head": "SVHN-l"}
-    return names.get(getattr(fn, "__name__", ""), getattr(fn, "__name__", "unknown"))
-
-
 def _st_output_shape(model: Any, dataset: str) -> str:
     # What the ST hands on (C×H×W), from a dry run: the warped image or the warped feature maps.
     import torch
 
-    from .models import DATASET_SHAPES
+    from stnlib.datasets import DATASETS
 
     with torch.no_grad():
-        out, _ = model.transform(torch.zeros(1, *DATASET_SHAPES[dataset]))
+        out, _ = model.transform(torch.zeros(1, *DATASETS[dataset].input_shape))
     return "×".join(str(n) for n in out.shape[1:])
 
 
@@ -574,9 +560,7 @@ def fmt_mean_std(mean: float, std: float = math.nan, digits: int = 2, sign: bool
 
 
 def _label(model: str) -> str:
-    from .plotting import label
-
-    return label(model)
+    return networks.display_name(model)
 
 
 def _error_view(df: pd.DataFrame, groups: Iterable[str], titles: Mapping[str, str],

@@ -38,7 +38,9 @@ __all__ = [
     "invert_theta",
     "warp",
     "rotate",
+    "rotate_maps",
     "translate",
+    "shift_exact",
     "theta_rotation_deg",
     "theta_translation_px",
     "theta_log2_scale",
@@ -148,10 +150,14 @@ def rotation_theta(
         in pixels only for square images (normalised x and y have different pixel scales otherwise).
     """
     out_dtype = _out_dtype(angle_deg, dtype)
-    # Trigonometry in float64 so that 90° steps give cos = 6e-17, not float32's -4e-8.
-    angle = _batch_vector(angle_deg, batch, device, "angle_deg").to(torch.float64)
-    rad = torch.deg2rad(angle)
+    angle = _batch_vector(angle_deg, batch, device, "angle_deg")
+    # Trigonometry in float64 (MPS has none) so that 90° steps give cos = 6e-17, not float32's -4e-8,
+    # and values that small snapped to 0: quarter turns are then exactly torch.rot90.
+    work = torch.float32 if angle.device.type == "mps" else torch.float64
+    rad = torch.deg2rad(angle.to(work))
     cos, sin = torch.cos(rad), torch.sin(rad)
+    cos = torch.where(cos.abs() < 1e-12, torch.zeros_like(cos), cos)
+    sin = torch.where(sin.abs() < 1e-12, torch.zeros_like(sin), sin)
     zero = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1)], -2)
     return theta.to(out_dtype)
@@ -402,6 +408,41 @@ def translate(x: Tensor, shift_px: ShiftLike, *, padding_mode: str = "zeros") ->
     compute = _float_dtype(x.dtype)
     theta = translation_theta(shift_px, tuple(x.shape[-2:]), batch=x.shape[0], dtype=compute, device=x.device)
     return warp(x, theta, padding_mode=padding_mode)
+
+
+def rotate_maps(x: Tensor, angle_deg: float, *, padding_mode: str = "zeros") -> Tensor:
+    """Rotate images or feature maps by one angle, exactly (``torch.rot90``) for multiples of 90°.
+
+    Every channel is rotated in the same way (a purely spatial transformation).
+
+    Convention:
+        ``N×C×S×S`` square maps; degrees, positive = counter-clockwise as displayed, about the centre;
+        other angles use :func:`rotate` (bilinear, ``align_corners=False``, ``padding_mode`` fills the
+        corners).
+    """
+    if float(angle_deg) % 90.0 == 0.0:
+        return torch.rot90(x, int(round(float(angle_deg) / 90.0)) % 4, dims=(-2, -1))
+    return rotate(x, float(angle_deg), padding_mode=padding_mode)
+
+
+def shift_exact(x: Tensor, dx: int, dy: int) -> Tensor:
+    """Move the content of ``x`` by integer ``(dx, dy)`` pixels (right, down), filling with zeros. Exact.
+
+    Equals ``translate(x, (dx, dy))`` for integer shifts, without any interpolation arithmetic.
+
+    Convention:
+        ``N×C×H×W``; ``out[..., i, j] = x[..., i - dy, j - dx]`` where that index exists, else 0.
+    """
+    if int(dx) != dx or int(dy) != dy:
+        raise ValueError(f"shift_exact needs integer shifts, got (dx, dy) = ({dx}, {dy})")
+    dx, dy = int(dx), int(dy)
+    h, w = x.shape[-2:]
+    out = torch.zeros_like(x)
+    if abs(dx) >= w or abs(dy) >= h:
+        return out
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
 
 
 # --------------------------------------------------------------------------- read-outs

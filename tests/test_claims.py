@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stnlib import claims, records
+from stnlib import claims, paths, records
 from stnlib.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, PARTLY, REPRODUCED
 from stnlib.train import build_config
 
@@ -427,7 +427,7 @@ def test_live_claims_are_reproduced():
 
 # --------------------------------------------------------------------------- the committed records
 
-COMMITTED = records.DEFAULT_ROOT / "quick"
+COMMITTED = paths.checkout_root() / "book" / "records" / "quick"
 
 
 def _published_needs() -> list[tuple[str, str, int]]:
@@ -438,7 +438,7 @@ def _published_needs() -> list[tuple[str, str, int]]:
     """
     from stnlib.book import toc_documents
 
-    published = {p.stem for p in toc_documents(records.REPO_ROOT / "book")}
+    published = {p.stem for p in toc_documents(paths.checkout_root() / "book")}
     chapters = claims.CHAPTERS if "conclusions" in published else \
         [c for c in claims.CHAPTERS if c in published]
     return list(dict.fromkeys(r for c in chapters for r in claims.required_records("quick", c)))
@@ -446,7 +446,7 @@ def _published_needs() -> list[tuple[str, str, int]]:
 
 @pytest.mark.parametrize("experiment, model, seed", _published_needs(), ids=lambda v: str(v))
 def test_committed_quick_record_the_ledger_needs(experiment, model, seed):
-    claims.check_record(experiment, model, "quick", seed, records_root=records.DEFAULT_ROOT)
+    claims.check_record(experiment, model, "quick", seed, records_root=paths.checkout_root() / "book" / "records")
 
 
 @pytest.mark.parametrize("path", sorted(COMMITTED.glob("*/*.json")) if COMMITTED.is_dir() else [],

@@ -1,7 +1,7 @@
 import pytest
 
 from stnlib import profiles
-from stnlib.models import valid_models
+from stnlib.nn import valid_models
 
 
 def test_every_profile_covers_every_experiment():

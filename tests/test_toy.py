@@ -232,10 +232,11 @@ def test_rotation_misaligns_random_filters():
 
 
 def test_profile_settings():
-    assert set(toy.PROFILE_SETTINGS) == {"smoke", "quick", "full"}
-    assert toy.settings_for("quick").train_steps == toy.TRAIN_STEPS["quick"]
+    from stnlib import profiles
+
+    assert profiles.toy_settings("quick").train_steps > profiles.toy_settings("smoke").train_steps
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
-        toy.settings_for("fast")
+        profiles.toy_settings("fast")
     angles = toy.curve_angles(30)
     assert {-180, -135, -90, -45, 0, 45, 90, 135, 180} <= set(angles) and 30 in angles
     assert angles == sorted(angles)
@@ -266,8 +267,8 @@ def test_train_first_layer_smoke():
 
 
 def _build_cnn(seed: int) -> nn.Module:
-    from stnlib import models
+    from stnlib import nn as networks
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return models.build_model("cnn", "mnist-rot")
+        return networks.build("cnn", "mnist-rot")

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from stnlib import profiles, records, train
+from stnlib import profiles, records, runs, train
 from stnlib.profiles import EXPERIMENTS
 
 
@@ -37,10 +37,10 @@ def test_unknown_names_are_rejected_with_choices():
 def test_to_channels_last_keeps_one_channel_convs_nhwc(dataset, name):
     # A 1-input-channel weight is ambiguous (its NCHW and NHWC strides coincide); unless it gets explicit
     # NHWC strides the first conv, and the max-pool after it, run in NCHW.
-    from stnlib.models import DATASET_SHAPES
+    from stnlib.datasets import DATASETS
 
-    net = train.make_model(name, dataset, profiles.settings_for("smoke", dataset))
-    x = torch.rand(3, *DATASET_SHAPES[dataset])
+    net = train.make_network(name, dataset, profiles.settings_for("smoke", dataset))
+    x = torch.rand(3, *DATASETS[dataset].input_shape)
     ref = net(x)
     state = {k: v.clone() for k, v in net.state_dict().items()}
     train.to_channels_last(net)
@@ -55,24 +55,6 @@ def test_to_channels_last_keeps_one_channel_convs_nhwc(dataset, name):
     # A checkpoint round trip keeps the layout and the values.
     net.load_state_dict(state)
     assert all(p.stride(1) == 1 for p in net.parameters() if p.dim() == 4)
-
-
-def test_reuse_freed_memory_changes_no_numbers():
-    torch.manual_seed(0)
-    x = torch.randn(64, 1, 28, 28)
-    conv = torch.nn.Conv2d(1, 8, 5)
-    before = conv(x)
-    import platform
-
-    applied = train.reuse_freed_memory()
-    assert applied == (platform.libc_ver()[0] == "glibc")
-    assert train.reuse_freed_memory() == applied  # idempotent
-    assert torch.equal(conv(x), before)
-
-
-def test_autocast_rejects_unknown_precision():
-    with pytest.raises(ValueError, match="fp16"):
-        train.autocast(torch.device("cpu"), "fp16")
 
 
 @pytest.mark.slow
@@ -119,7 +101,7 @@ def test_a_killed_run_resumes_to_the_same_record(roots):
 
 @pytest.mark.slow
 def test_changed_config_triggers_retraining(roots, monkeypatch):
-    first = records.train_or_load("mnist-rot", "cnn", "smoke", 0, progress=False)
+    first = runs.train_or_load("mnist-rot", "cnn", "smoke", 0, progress=False)
     calls = []
     real_train = train.train
 
@@ -128,13 +110,13 @@ def test_changed_config_triggers_retraining(roots, monkeypatch):
         return real_train(*a, **k)
 
     monkeypatch.setattr(train, "train", spy)
-    again = records.train_or_load("mnist-rot", "cnn", "smoke", 0, progress=False)
+    again = runs.train_or_load("mnist-rot", "cnn", "smoke", 0, progress=False)
     assert calls == [] and again["config_hash"] == first["config_hash"]
     smoke = profiles.PROFILES["smoke"]
     changed = dict(smoke.settings)
     changed["mnist-rot"] = dataclasses.replace(smoke.settings["mnist-rot"], lr=0.02)
     monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(smoke, settings=changed))
-    new = records.train_or_load("mnist-rot", "cnn", "smoke", 0, progress=False)
+    new = runs.train_or_load("mnist-rot", "cnn", "smoke", 0, progress=False)
     assert len(calls) == 1
     assert new["config_hash"] != first["config_hash"]
     assert new["config"]["settings"]["lr"] == 0.02
@@ -143,7 +125,7 @@ def test_changed_config_triggers_retraining(roots, monkeypatch):
 def test_no_train_guard_refuses_to_train_a_quick_record(roots, monkeypatch):
     monkeypatch.setenv("STNLIB_NO_TRAIN", "1")
     with pytest.raises(records.RecordError, match="STNLIB_NO_TRAIN"):
-        records.train_or_load("mnist-rot", "cnn", "quick", 0)
+        runs.train_or_load("mnist-rot", "cnn", "quick", 0)
 
 
 @pytest.mark.slow
@@ -158,3 +140,22 @@ def test_nan_loss_stops_with_a_failed_record(roots, monkeypatch):
     assert rec["status"] == "failed"
     assert "became" in rec["metrics"]["error_message"]
     assert not math.isnan(rec["metrics"]["failed_at_iteration"])
+
+
+def test_svhn_error_is_the_whole_sequence():
+    y = torch.tensor([[1, 2, 10, 10, 10], [3, 10, 10, 10, 10], [0, 0, 0, 0, 0], [5, 6, 7, 10, 10]])
+    logits = torch.nn.functional.one_hot(y, 11).float() * 5
+    assert train.loss_and_errors(logits, y)[1].float().mean() == 0.0
+    logits[1, 3, 4] = 9.0  # a digit predicted where a blank is: the whole sequence is wrong
+    logits[2, 0, 1] = 9.0
+    assert train.loss_and_errors(logits, y)[1].tolist() == [False, True, True, False]
+
+
+def test_svhn_loss_is_the_sum_of_the_position_batch_means():
+    loss, _ = train.loss_and_errors(torch.zeros(3, 5, 11), torch.zeros(3, 5, dtype=torch.long))
+    assert loss.item() == pytest.approx(5 * math.log(11))
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 5, 11, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 11, (6, 5), generator=g)
+    expected = sum(torch.nn.functional.cross_entropy(logits[:, i].float(), y[:, i]) for i in range(5))
+    torch.testing.assert_close(train.loss_and_errors(logits, y)[0], expected)

@@ -15,7 +15,7 @@ Contents
   :func:`orientation_pool` (C_n fields -> invariant maps);
 * :class:`EquivariantFeatureST`: a feature-map ST for C_n feature maps;
 * :class:`EquivariantClassifier` and :func:`build_equivariant_model` for the names ``"ecnn"`` and
-  ``"stn-ec1"`` on rotated (and translated) MNIST, with the interface of :class:`stnlib.models.Classifier`.
+  ``"stn-ec1"`` on rotated (and translated) MNIST, with the interface of :class:`stnlib.nn.models.Classifier`.
 
 **Convention (feature-map layout, used by every function here).** A C_n feature map ("fields")
 is an ordinary ``N×(F·n)×H×W`` tensor whose channels are laid out as ``[field][orientation]``:
@@ -44,13 +44,14 @@ orientation pooling are pointwise in space and commute always. Hence the MNIST b
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stnlib.stn import SpatialTransformer, cnnm_head, cnnt_head
+from stnlib.datasets import get_dataset
+from stnlib.nn.network import Network
+from stnlib.nn.stn import SpatialTransformer, cnnm_head, cnnt_head
 from stnlib.transforms import rotate, theta_rotation_deg, warp
 
 __all__ = [
@@ -375,7 +376,7 @@ class OrientationPool(nn.Module):
 class EquivariantFeatureST(SpatialTransformer):
     """A spatial transformer for C_n feature maps: warps space AND shifts the orientation axis.
 
-    A :class:`stnlib.stn.SpatialTransformer` (same ``localization``, zero-initialised ``fc_loc`` plus
+    A :class:`stnlib.nn.stn.SpatialTransformer` (same ``localization``, zero-initialised ``fc_loc`` plus
     the ``identity`` buffer, so a fresh module is exactly the identity; same ``theta``) with the one
     thing a plain feature-map ST lacks: after warping the maps with ``theta``, it reads the content
     rotation of ``theta`` (:func:`stnlib.transforms.theta_rotation_deg`, degrees CCW applied to the
@@ -437,7 +438,7 @@ def _check_name_dataset(name: str, dataset: str) -> None:
         raise ValueError(f"unknown equivariant model {name!r}; valid: {_MODEL_CHOICES}")
 
 
-class EquivariantClassifier(nn.Module):
+class EquivariantClassifier(Network):
     """C4-equivariant counterpart of the MNIST CNN, optionally with an equivariant feature-map ST.
 
     Layers (rotated MNIST, 1×28×28): lifting conv 9×9 (16 fields = 64 channels) -> max-pool 2 -> ReLU
@@ -448,13 +449,13 @@ class EquivariantClassifier(nn.Module):
     Linear read-out over the 2×2 positions is not invariant (as in the CNN), so a "6" and a "9" stay
     distinguishable, and aligning the maps before layer 2 is still useful.
 
-    The loc head is ``stnlib.stn.cnnm_head`` (rotated MNIST) or ``cnnt_head`` (translated MNIST,
+    The loc head is ``stnlib.nn.stn.cnnm_head`` (rotated MNIST) or ``cnnt_head`` (translated MNIST,
     ST output halved like STN-C1 there) on the *full* 64-channel fields: it is then the very head of
     STN-C1 (same input shape, same 43,786 parameters on rotated MNIST), so the comparison with STN-C1
     changes only the features and the orientation shift, and the head sees which orientation channel
     fires, the direct evidence of how the digit is turned, which orientation pooling would discard.
 
-    Same interface as :class:`stnlib.models.Classifier`: ``name``, ``dataset``, ``kind`` ("c" for
+    Same interface as :class:`stnlib.nn.models.Classifier`: ``name``, ``dataset``, ``kind`` ("c" for
     "stn-ec1", a feature-map ST after layer 1; "cnn" for "ecnn"), ``placement`` (1 / 0),
     ``forward``, ``forward_with_theta``, ``transform``, ``first_layer``, ``localization_parameters``,
     ``classifier_parameters``, ``param_groups``, ``width`` (1.0), ``st``. Extra: ``equivariant = True``,
@@ -468,18 +469,13 @@ class EquivariantClassifier(nn.Module):
                  n_orientations: int = 4, pool_orientations_for_loc: bool = False) -> None:
         super().__init__()
         _check_name_dataset(name, dataset)
-        # Deferred: stnlib.models may import this module to register "ecnn"/"stn-ec1" in build_model.
-        from stnlib.models import DATASET_SHAPES
-
         self.name = name
         self.dataset = dataset
-        self.has_st = name == "stn-ec1"
-        self.kind = "c" if self.has_st else "cnn"
-        self.placement = 1 if self.has_st else 0
+        with_st = name == "stn-ec1"
+        self.kind = "c" if with_st else "cnn"
+        self.placement = 1 if with_st else 0
         self.n_orientations = _check_n_orientations(n_orientations)
-        self.input_shape = tuple(DATASET_SHAPES[dataset])
-        self.num_classes = 10
-        self.width = 1.0  # Classifier's SVHN channel multiplier; MNIST models have width 1.0
+        self.num_classes = get_dataset(dataset).classes
         n = n_orientations
         f1, f2 = fields
         channels, height, width = self.input_shape
@@ -489,7 +485,7 @@ class EquivariantClassifier(nn.Module):
             shape1 = tuple(self.block1(torch.zeros(1, channels, height, width)).shape[1:])
         self.st: EquivariantFeatureST | None = None
         st_size = shape1[1:]
-        if self.has_st:
+        if with_st:
             translated = dataset == "mnist-trans"
             # Like STN-C1 on translated MNIST, the ST output is spatially halved (13×13 from 26×26).
             out_size = (shape1[1] // 2, shape1[2] // 2) if translated else None
@@ -515,19 +511,10 @@ class EquivariantClassifier(nn.Module):
         return self.block2[0]
 
     # -- forward passes -----------------------------------------------------------------------------
-    def _check_input(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            c, h, w = self.input_shape
-            raise ValueError(f"{self.name} on {self.dataset} expects input N×{c}×{h}×{w}, got {shape}")
-
     def first_layer(self, x: Tensor) -> Tensor:
         """C4 fields after the first block (lifting conv + pool + ReLU): N×64×10×10 on 28×28 input,
         laid out ``[field][orientation]``. Like ``Classifier.first_layer`` it accepts any spatial size."""
-        channels = self.input_shape[0]
-        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != channels:
-            got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"first_layer expects [N, {channels}, H, W] for {self.dataset}, got {got}")
+        self._check_channels(x, "first_layer")
         return self.block1(x)
 
     def transform(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -536,8 +523,7 @@ class EquivariantClassifier(nn.Module):
         Raises ValueError for "ecnn", which has no ST (as ``Classifier.transform`` does for "cnn").
         """
         self._check_input(x)
-        if self.st is None:
-            raise ValueError(f"model {self.name!r} has no spatial transformer; choose 'stn-ec1'")
+        self._require_st()
         return self.st(self.block1(x))
 
     def forward_with_theta(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -548,27 +534,6 @@ class EquivariantClassifier(nn.Module):
         if self.st is not None:
             a, theta = self.st(a)
         return self.fc(self.block2(a).flatten(1)), theta
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_with_theta(x)[0]
-
-    # -- parameter groups ---------------------------------------------------------------------------
-    def localization_parameters(self) -> Iterator[nn.Parameter]:
-        """The ST's parameters (loc body + fc_loc); empty for "ecnn"."""
-        return iter(()) if self.st is None else self.st.parameters()
-
-    def classifier_parameters(self) -> Iterator[nn.Parameter]:
-        """Every parameter not in :meth:`localization_parameters`."""
-        loc = {id(p) for p in self.localization_parameters()}
-        return (p for p in self.parameters() if id(p) not in loc)
-
-    def param_groups(self, lr: float, loc_lr_multiplier: float = 1.0) -> list[dict]:
-        """Optimizer groups: the classifier at ``lr``, the loc net last at ``lr·loc_lr_multiplier``."""
-        groups = [{"params": list(self.classifier_parameters()), "lr": lr, "name": "classifier"}]
-        loc = list(self.localization_parameters())
-        if loc:
-            groups.append({"params": loc, "lr": lr * loc_lr_multiplier, "name": "localization"})
-        return groups
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, dataset={self.dataset!r}, C{self.n_orientations}"

@@ -3,7 +3,7 @@
 A :class:`SpatialTransformer` predicts a full 2×3 affine ``theta`` from its localisation input and
 resamples its transform input with it. It starts as the exact identity: the last layer ``fc_loc`` has zero
 weights and bias and a fixed identity buffer is added to its output (spec §2.1). The module does not know
-which dataset it serves; the padding mode and output size are given by the caller (``stnlib.models``).
+which dataset it serves; the padding mode and output size are given by the caller (``stnlib.nn.models``).
 
 The heads (spec §4.2, §4.3) are returned as ``(body, n_features)``: ``body`` ends with a ReLU and a flat
 ``[N, n_features]`` output, and the ST adds ``fc_loc = Linear(n_features, 6)``. Layer sizes are found by a
@@ -180,5 +180,5 @@ def svhn_l_head(in_shape: tuple[int, int, int], width: int = 32) -> tuple[nn.Mod
     return nn.Sequential(*layers), width
 
 
-LOC_HEADS = {"cnnm": cnnm_head, "cnnt": cnnt_head, "svhn-l": svhn_l_head}
-"""Head builders by short name (the spec's ``CNNm``, ``CNNt``, ``SVHN-l``)."""
+LOC_HEADS = {"CNNm": cnnm_head, "CNNt": cnnt_head, "SVHN-l": svhn_l_head}
+"""Head builders by the names the authors' code gives them (``-l CNNm`` etc.)."""

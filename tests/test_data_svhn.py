@@ -1,4 +1,4 @@
-"""Tests of stnlib.svhn: the real format-1 pipeline on a miniature built in the official layout,
+"""Tests of stnlib.data.svhn: the real format-1 pipeline on a miniature built in the official layout,
 the synthetic stand-in, the task, and the sequence loss/error."""
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from stnlib import svhn
+from stnlib.data import svhn
+from stnlib.data.svhn import archives, synthetic
+from stnlib.datasets import SVHN_BLANK
 from stnlib.data import get_task
 
 # --------------------------------------------------------------------------- miniature real SVHN
@@ -290,7 +292,7 @@ def test_download_without_network_explains_what_to_do(tmp_path, monkeypatch):
     def offline(request, timeout):
         raise urllib.error.URLError(OSError(101, "Network is unreachable"))
 
-    monkeypatch.setattr(svhn, "_open_url", offline)
+    monkeypatch.setattr(archives, "_open_url", offline)
     with pytest.raises(ConnectionError) as err:
         svhn.download_svhn(tmp_path, ("test",), progress=False)
     msg = str(err.value)
@@ -315,7 +317,7 @@ def test_download_resumes_and_verifies(tmp_path, mini_archives, monkeypatch, hon
             return FakeResponse(blob[start:], 206)
         return FakeResponse(blob, 200)
 
-    monkeypatch.setattr(svhn, "_open_url", server)
+    monkeypatch.setattr(archives, "_open_url", server)
     part = tmp_path / "svhn" / "test.tar.gz.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(blob[:100])
@@ -331,13 +333,13 @@ def test_download_rejects_corrupt_bytes(tmp_path, mini_archives, monkeypatch):
     blob = mini_archives["test"]
     monkeypatch.setitem(svhn.SVHN_ARCHIVES, "test", svhn.ArchiveInfo(len(blob), hashlib.md5(blob).hexdigest(), 2))
     bad = bytes(b ^ 1 for b in blob)
-    monkeypatch.setattr(svhn, "_open_url", lambda request, timeout: FakeResponse(bad, 200))
+    monkeypatch.setattr(archives, "_open_url", lambda request, timeout: FakeResponse(bad, 200))
     with pytest.raises(ValueError, match="md5"):
         svhn.download_svhn(tmp_path, ("test",), progress=False)
     assert not (tmp_path / "svhn" / "test.tar.gz").exists()
     assert not (tmp_path / "svhn" / "test.tar.gz.part").exists()
     # a server announcing another size is refused before anything is written
-    monkeypatch.setattr(svhn, "_open_url", lambda request, timeout: FakeResponse(blob, 200, length=len(blob) + 5))
+    monkeypatch.setattr(archives, "_open_url", lambda request, timeout: FakeResponse(blob, 200, length=len(blob) + 5))
     with pytest.raises(ValueError, match="announces"):
         svhn.download_svhn(tmp_path, ("test",), progress=False)
     assert not (tmp_path / "svhn" / "test.tar.gz").exists()
@@ -367,18 +369,18 @@ def test_synthetic_shapes_and_determinism(synth):
 
 
 def test_synthetic_worker_count_does_not_change_output(synth, monkeypatch):
-    monkeypatch.setattr(svhn, "_SYNTHETIC_CHUNK", 8)
+    monkeypatch.setattr(synthetic, "_SYNTHETIC_CHUNK", 8)
     pooled, labels = svhn.make_synthetic_svhn(24, seed=3, workers=2)
     assert pooled.tobytes() == synth[0][:24].tobytes() and np.array_equal(labels, synth[1][:24])
 
 
 def test_synthetic_labels_are_valid(synth):
     _, labels, pose = synth
-    assert labels.min() >= 0 and labels.max() <= svhn.BLANK
-    length = (labels != svhn.BLANK).sum(1)
+    assert labels.min() >= 0 and labels.max() <= SVHN_BLANK
+    length = (labels != SVHN_BLANK).sum(1)
     assert length.min() >= 1 and length.max() <= 5
     for row, k in zip(labels, length):  # digits first, blanks only at the end
-        assert (row[:k] != svhn.BLANK).all() and (row[k:] == svhn.BLANK).all()
+        assert (row[:k] != SVHN_BLANK).all() and (row[k:] == SVHN_BLANK).all()
     np.testing.assert_array_equal(length, pose["n_digits"])
     assert len(set(length.tolist())) >= 3
 
@@ -407,7 +409,7 @@ def test_synthetic_cache_roundtrip_and_extension(tmp_path, synth, monkeypatch):
     assert stored["source"] == svhn.SYNTHETIC_SOURCE and stored["count"] == 16 and stored["seed"] == 3
     assert "not real SVHN" in stored["source"]
     # smaller requests come from the cache, no rendering
-    monkeypatch.setattr(svhn, "make_synthetic_svhn", lambda *a, **k: pytest.fail("re-rendered"))
+    monkeypatch.setattr(synthetic, "make_synthetic_svhn", lambda *a, **k: pytest.fail("re-rendered"))
     small, _, small_meta = svhn.synthetic_svhn_arrays("train", 10, root=tmp_path, seed=3, progress=False)
     assert small.tobytes() == synth[0][:10].tobytes()
     flat = small.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)
@@ -469,28 +471,3 @@ def test_get_task_delegates_and_bad_names(tmp_path):
         svhn.get_svhn_task("test", root=tmp_path, source="synthetic", n_test=0)
     with pytest.raises(FileNotFoundError, match="ufldl"):
         svhn.get_svhn_task("test", root=tmp_path, source="real")
-
-
-# --------------------------------------------------------------------------- loss and error
-
-
-def test_sequence_error_exact():
-    y = torch.tensor([[1, 2, 10, 10, 10], [3, 10, 10, 10, 10], [0, 0, 0, 0, 0], [5, 6, 7, 10, 10]])
-    logits = F.one_hot(y, 11).float() * 5
-    assert svhn.sequence_error(logits, y) == 0.0
-    logits[1, 3, 4] = 9.0  # a digit predicted where a blank is: the whole sequence is wrong
-    logits[2, 0, 1] = 9.0
-    assert svhn.sequence_error(logits, y) == 0.5
-    with pytest.raises(ValueError, match=r"\[N,5,11\]"):
-        svhn.sequence_error(logits[:, :4], y)
-
-
-def test_sequence_loss_is_sum_of_batch_means():
-    assert svhn.sequence_loss(torch.zeros(3, 5, 11), torch.zeros(3, 5, dtype=torch.long)).item() == pytest.approx(5 * math.log(11))
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(6, 5, 11, generator=g, dtype=torch.float64)
-    y = torch.randint(0, 11, (6, 5), generator=g)
-    expected = sum(F.cross_entropy(logits[:, i], y[:, i]) for i in range(5))
-    torch.testing.assert_close(svhn.sequence_loss(logits, y), expected)
-    with pytest.raises(ValueError, match=r"\[N,5\]"):
-        svhn.sequence_loss(logits, y[:, :4])

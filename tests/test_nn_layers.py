@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from stnlib.layers import SingleChannelConv2d
+from stnlib.nn.layers import SingleChannelConv2d
 
 
 def _pair(kernel=9, cout=64, bias=True):

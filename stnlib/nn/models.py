@@ -19,26 +19,17 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from stnlib.layers import SingleChannelConv2d
-from stnlib.stn import SpatialTransformer, cnnm_head, cnnt_head, svhn_l_head
+from stnlib.datasets import DATASETS, SVHN_POSITIONS, get_dataset
+from stnlib.nn.layers import SingleChannelConv2d
+from stnlib.nn.network import Network
+from stnlib.nn.stn import LOC_HEADS, SpatialTransformer
 
-__all__ = ["DATASET_SHAPES", "NUM_CLASSES", "valid_models", "build_model", "Classifier", "SequenceHead"]
-
-DATASET_SHAPES: dict[str, tuple[int, int, int]] = {
-    "mnist-rot": (1, 28, 28),
-    "mnist-trans": (1, 60, 60),
-    "svhn": (3, 64, 64),
-}
-"""Input shape ``(C, H, W)`` of each dataset's classifier."""
-
-NUM_CLASSES: dict[str, int] = {"mnist-rot": 10, "mnist-trans": 10, "svhn": 11}
-"""Classes per output (SVHN: 11 per digit position, 10 digits + "no digit"; 5 positions)."""
+__all__ = ["valid_models", "build_model", "loc_head_name", "Classifier", "SequenceHead"]
 
 _PLACEMENTS: dict[str, dict[str, tuple[int, ...]]] = {
     "mnist-rot": {"c": (0, 1), "sl": (1,), "dl": (1,)},
@@ -47,18 +38,23 @@ _PLACEMENTS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 
 _PADDING = {"mnist-rot": "border", "mnist-trans": "border", "svhn": "zeros"}
-_LOC_HEAD = {"mnist-rot": cnnm_head, "mnist-trans": cnnt_head, "svhn": svhn_l_head}
+#: The authors' localisation head per dataset (keys of :data:`stnlib.nn.stn.LOC_HEADS`).
+_LOC_HEAD = {"mnist-rot": "CNNm", "mnist-trans": "CNNt", "svhn": "SVHN-l"}
 
 SVHN_CHANNELS = (48, 64, 128, 160, 192, 192, 192, 192)
 SVHN_POOL_AFTER = (1, 3, 5, 7)
 SVHN_HIDDEN = 3072
-SVHN_DIGITS = 5
 _NAME_RE = re.compile(r"^stn-(c|sl|dl)(\d+)$")
 
 
 def _check_dataset(dataset: str) -> None:
-    if dataset not in DATASET_SHAPES:
-        raise ValueError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASET_SHAPES)}")
+    get_dataset(dataset)
+
+
+def loc_head_name(dataset: str) -> str:
+    """The authors' name of the localisation head used on ``dataset`` (``CNNm``, ``CNNt``, ``SVHN-l``)."""
+    _check_dataset(dataset)
+    return _LOC_HEAD[dataset]
 
 
 def valid_models(dataset: str) -> tuple[str, ...]:
@@ -111,7 +107,7 @@ class SequenceHead(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, hidden: int, digits: int = SVHN_DIGITS, classes: int = 11, dropout: float = 0.5
+        self, in_features: int, hidden: int, digits: int = SVHN_POSITIONS, classes: int = 11, dropout: float = 0.5
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -146,7 +142,7 @@ def _run(blocks: nn.Sequential, start: int, stop: int, a: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- the classifier
 
 
-class Classifier(nn.Module):
+class Classifier(Network):
     """One of the paper's networks: a CNN with an optional spatial transformer.
 
     Built by :func:`build_model`; do not call the constructor directly.
@@ -157,7 +153,7 @@ class Classifier(nn.Module):
         width: the SVHN channel multiplier (1.0 for MNIST).
         features: ``nn.Sequential`` of conv blocks (MNIST 2, SVHN 8).
         head: maps the last feature map to logits.
-        st: the :class:`~stnlib.stn.SpatialTransformer`, or ``None`` for ``cnn``.
+        st: the :class:`~stnlib.nn.stn.SpatialTransformer`, or ``None`` for ``cnn``.
     """
 
     def __init__(
@@ -184,14 +180,6 @@ class Classifier(nn.Module):
 
     # ----- forward passes
 
-    def _check_input(self, x: Tensor) -> None:
-        expected = DATASET_SHAPES[self.dataset]
-        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(
-                f"{self.name} on {self.dataset} expects input [N, {', '.join(map(str, expected))}], got {got}"
-            )
-
     def forward_with_theta(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """Logits and the ST's ``theta`` (``[N, 2, 3]``, ``None`` for ``cnn``)."""
         self._check_input(x)
@@ -204,10 +192,6 @@ class Classifier(nn.Module):
             return self.head(_run(self.features, self.placement, n_blocks, a)), theta
         x_warped, theta = self._warp_input(x)
         return self.head(self.features(x_warped)), theta
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits: ``[N, 10]`` for MNIST, ``[N, 5, 11]`` for SVHN."""
-        return self.forward_with_theta(x)[0]
 
     def _warp_input(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.kind == "sl":
@@ -222,8 +206,7 @@ class Classifier(nn.Module):
         SL/DL: the warped input image. Raises ``ValueError`` for ``cnn``, which has no ST.
         """
         self._check_input(x)
-        if self.st is None:
-            raise ValueError(f"model {self.name!r} has no spatial transformer; choose an stn-* model")
+        self._require_st()
         if self.kind == "c":
             return self.st(_run(self.features, 0, self.placement, x))
         return self._warp_input(x)
@@ -231,39 +214,8 @@ class Classifier(nn.Module):
     def first_layer(self, x: Tensor) -> Tensor:
         """Feature map after the first conv block (MNIST conv1 + mp + ReLU: 64×10×10 on 28×28 input;
         SVHN conv1 + ReLU + mp). Accepts any spatial size (e.g. a warped, half-size image)."""
-        channels = DATASET_SHAPES[self.dataset][0]
-        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != channels:
-            got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"first_layer expects [N, {channels}, H, W] for {self.dataset}, got {got}")
+        self._check_channels(x, "first_layer")
         return self.features[0](x)
-
-    # ----- parameter groups
-
-    def localization_parameters(self) -> Iterator[nn.Parameter]:
-        """``st.localization`` (incl. DL's copied blocks) and ``st.fc_loc``; empty for ``cnn``."""
-        if self.st is None:
-            return iter(())
-        return iter(list(self.st.localization.parameters()) + list(self.st.fc_loc.parameters()))
-
-    def classifier_parameters(self) -> Iterator[nn.Parameter]:
-        """Every parameter not in :meth:`localization_parameters` (SL's shared blocks included)."""
-        loc = {id(p) for p in self.localization_parameters()}
-        return iter([p for p in self.parameters() if id(p) not in loc])
-
-    def param_groups(self, lr: float, loc_lr_multiplier: float = 1.0) -> list[dict]:
-        """Groups for ``torch.optim``: the classifier at ``lr``, the localisation net at ``lr × multiplier``.
-
-        SL's shared blocks belong to the classifier group and receive the full gradient from the ST path
-        too (spec §5, the code's default; no ``--hook-llr`` gradient scaling). ``cnn`` gets one group.
-        """
-        groups = [{"params": list(self.classifier_parameters()), "lr": lr, "name": "classifier"}]
-        loc = list(self.localization_parameters())
-        if loc:
-            groups.append({"params": loc, "lr": lr * loc_lr_multiplier, "name": "localization"})
-        return groups
-
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, dataset={self.dataset!r}, kind={self.kind!r}, placement={self.placement}"
 
 
 # --------------------------------------------------------------------------- factory
@@ -290,7 +242,7 @@ def build_model(name: str, dataset: str, *, width: float = 1.0, dropout: float =
 
     Args:
         name: ``"cnn"``, ``"stn-c{X}"``, ``"stn-sl{X}"`` or ``"stn-dl{X}"``.
-        dataset: ``"mnist-rot"``, ``"mnist-trans"`` or ``"svhn"`` (input shapes in :data:`DATASET_SHAPES`).
+        dataset: ``"mnist-rot"``, ``"mnist-trans"`` or ``"svhn"`` (input shapes in :data:`stnlib.datasets.DATASETS`).
         width: SVHN only: multiplies every conv channel count and the 3072-wide FC layers (rounded, at least
             1). A named deviation used by the quick profile to fit CPU budgets; ``1.0`` is the paper's network
             (32,820,951 parameters without an ST). The loc head is not scaled.
@@ -325,7 +277,7 @@ def build_model(name: str, dataset: str, *, width: float = 1.0, dropout: float =
     elif dropout != 0.5:
         raise ValueError(f"dropout={dropout} applies to svhn only; {dataset} models have no dropout")
 
-    in_shape = DATASET_SHAPES[dataset]
+    in_shape = DATASETS[dataset].input_shape
     features = _mnist_blocks(in_shape[0]) if dataset.startswith("mnist") else _svhn_blocks(in_shape[0], width, dropout)
 
     st = None
@@ -340,7 +292,7 @@ def build_model(name: str, dataset: str, *, width: float = 1.0, dropout: float =
             out_size = None
             if dataset == "mnist-trans":
                 out_size = (warp_input.shape[-2] // 2, warp_input.shape[-1] // 2)
-            body, n_loc = _LOC_HEAD[dataset](loc_shape)
+            body, n_loc = LOC_HEADS[_LOC_HEAD[dataset]](loc_shape)
             if kind == "dl":
                 copies = _reset_all(copy.deepcopy(nn.Sequential(*features[:placement])))
                 body = nn.Sequential(copies, body)
@@ -351,7 +303,7 @@ def build_model(name: str, dataset: str, *, width: float = 1.0, dropout: float =
     if dataset == "svhn":
         head: nn.Module = SequenceHead(n_flat, _scaled(SVHN_HIDDEN, width), dropout=dropout)
     else:
-        head = nn.Sequential(nn.Flatten(), nn.Linear(n_flat, NUM_CLASSES[dataset]))
+        head = nn.Sequential(nn.Flatten(), nn.Linear(n_flat, DATASETS[dataset].classes))
     return Classifier(
         name=name,
         dataset=dataset,

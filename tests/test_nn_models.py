@@ -1,4 +1,4 @@
-"""stnlib.models: the factory, shapes, exact parameter counts (spec §4), where each ST sits, parameter groups."""
+"""stnlib.nn.models: the factory, shapes, exact parameter counts (spec §4), where each ST sits, parameter groups."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stnlib.models import DATASET_SHAPES, build_model, valid_models
+from stnlib.datasets import DATASETS
+from stnlib.nn.models import build_model, valid_models
+
+DATASET_SHAPES = {k: v.input_shape for k, v in DATASETS.items()}
 from stnlib.transforms import identity_theta, rotation_theta
 
 MNIST = ("mnist-rot", "mnist-trans")

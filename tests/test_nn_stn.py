@@ -1,4 +1,4 @@
-"""stnlib.stn: identity start, theta plumbing, output size, and the loc heads' sizes (spec §2.1, §4.2, §4.3)."""
+"""stnlib.nn.stn: identity start, theta plumbing, output size, and the loc heads' sizes (spec §2.1, §4.2, §4.3)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stnlib.stn import SpatialTransformer, cnnm_head, cnnt_head, svhn_l_head
+from stnlib.nn.stn import SpatialTransformer, cnnm_head, cnnt_head, svhn_l_head
 from stnlib.transforms import PADDING_MODES, identity_theta, rotation_theta
 
 

@@ -1,11 +1,11 @@
-"""Optional cross-check of stnlib.equivariant against e2cnn (Weiler & Cesa 2019), an established
+"""Optional cross-check of stnlib.nn.equivariant against e2cnn (Weiler & Cesa 2019), an established
 library for E(2)-equivariant convolutions. Skipped when e2cnn is not installed; it is never a
 dependency of stnlib (``pip install e2cnn`` to run these tests).
 
 What is compared, for the cyclic group C4 (``gspaces.Rot2dOnR2(N=4)``, regular representation):
 
 * the group action: e2cnn's ``GeometricTensor.transform(k)`` on regular fields is exactly
-  :func:`stnlib.equivariant.rotate_fields` (``torch.rot90`` by k plus a cyclic shift of +k steps),
+  :func:`stnlib.nn.equivariant.rotate_fields` (``torch.rot90`` by k plus a cyclic shift of +k steps),
   i.e. both libraries use the same rotation direction and the same channel layout
   ``[field][orientation]``;
 * the layers: e2cnn's ``R2Conv`` trivial -> regular (lifting) and regular -> regular (group
@@ -25,7 +25,7 @@ e2cnn = pytest.importorskip("e2cnn")
 from e2cnn import gspaces  # noqa: E402
 from e2cnn import nn as enn  # noqa: E402
 
-from stnlib.equivariant import GroupConv2d, LiftingConv2d, rotate_fields  # noqa: E402
+from stnlib.nn.equivariant import GroupConv2d, LiftingConv2d, rotate_fields  # noqa: E402
 
 # e2cnn 0.2.3 indexes with a uint8 mask, which recent torch versions deprecate with a UserWarning.
 pytestmark = pytest.mark.filterwarnings("ignore:indexing with dtype torch.uint8:UserWarning")
