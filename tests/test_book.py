@@ -365,6 +365,7 @@ def test_config_serves_vendored_mathjax_and_no_thebe():
     assert final["mathjax_path"] == "mathjax/tex-chtml-full.js" and mathjax.is_file()
     assert (BOOK / "_static" / "mathjax" / "LICENSE").is_file()
     assert sorted(p.name for p in (BOOK / "_static/mathjax/output/chtml/fonts/woff-v2").glob("*.woff"))
+    assert "custom.css" in final["html_css_files"]
     assert final["html_context"]["default_mode"] == "auto"
 
 
