@@ -369,6 +369,67 @@ def test_config_serves_vendored_mathjax_and_no_thebe():
     assert final["html_context"]["default_mode"] == "auto"
 
 
+def _github_pages_url(repo_url: str) -> str:
+    """https://github.com/OWNER/NAME -> https://OWNER.github.io/NAME/ (where the book is published)."""
+    m = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)/?", repo_url)
+    assert m, f"repository.url {repo_url!r} is not https://github.com/OWNER/NAME"
+    return f"https://{m.group(1)}.github.io/{m.group(2)}/"
+
+
+def _install_cell_urls(notebook: Path) -> list[tuple[int, str]]:
+    """(cell index, repository URL) for every code cell that pip-installs from git+https://."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    found = []
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] != "code" or "pip install" not in source:
+            continue
+        for url in re.findall(r"git\+(https://[^\s\"'@#]+)", source):
+            found.append((i, re.sub(r"(\.git)?/?$", "", url)))
+    return found
+
+
+def repository_url_mismatches(root: Path) -> list[str]:
+    """Every place that names the repository with another URL than _config.yml's repository.url."""
+    url = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"].rstrip("/")
+    cff = yaml.safe_load((root / "CITATION.cff").read_text())
+    wrong = []
+    if cff.get("repository-code", "").rstrip("/") != url:
+        wrong.append(f"CITATION.cff repository-code is {cff.get('repository-code')!r}, not {url!r}")
+    if cff.get("url") not in (url, _github_pages_url(url)):
+        wrong.append(f"CITATION.cff url is {cff.get('url')!r}, not {url!r} or its Pages site "
+                     f"{_github_pages_url(url)!r}")
+    for nb in book.chapter_notebooks(root / "book"):
+        for i, other in _install_cell_urls(nb):
+            if other != url:
+                wrong.append(f"{nb.relative_to(root)} cell {i} installs from {other!r}, not {url!r}")
+    return wrong
+
+
+def test_repository_url_is_one_setting():
+    assert repository_url_mismatches(ROOT) == []
+    assert any(_install_cell_urls(nb) for nb in book.chapter_notebooks(BOOK)), "no install cell found"
+
+
+def test_repository_url_check_can_fail(tmp_path):
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/a/b\n")
+    (tmp_path / "CITATION.cff").write_text(
+        "repository-code: https://github.com/old/b\nurl: https://a.github.io/b/\n")
+    book_dir = tmp_path / "book"
+    book_dir.mkdir()
+    (book_dir / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: ch\n")
+    (book_dir / "intro.md").write_text("# Intro\n")
+    nb = new_notebook(cells=[
+        new_code_cell('%pip install -q "stnlib @ git+https://github.com/a/b.git@main"'),
+        new_code_cell("%pip install git+https://github.com/fork/b"),
+        new_code_cell("%pip install numpy  # not from git")])
+    nbformat.write(nb, book_dir / "ch.ipynb")
+    assert repository_url_mismatches(tmp_path) == [
+        "CITATION.cff repository-code is 'https://github.com/old/b', not 'https://github.com/a/b'",
+        "book/ch.ipynb cell 1 installs from 'https://github.com/fork/b', not 'https://github.com/a/b'",
+    ]
+
+
 # ---------------------------------------------------------------------------------------
 # nbval sanitize rules
 
