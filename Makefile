@@ -9,7 +9,7 @@ KERNEL  ?= stnlib
 CHAPTERS ?=
 LOCK    := requirements-lock.txt
 
-.PHONY: setup data book book-only execute test test-fast lab bench lock clean vendor-mathjax
+.PHONY: setup data book book-only execute test test-fast lab bench lock clean check-html vendor-mathjax
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,11 @@ book: execute
 book-only: setup
 	rm -rf _build/html
 	$(BIN)/jupyter-book build book -W --keep-going --all
+
+# Every page of the built book in headless Chromium (installs Debian's chromium when missing).
+check-html: setup
+	bash tools/install_chromium.sh
+	$(BIN)/python tools/check_html.py --html-dir _build/html
 
 # Refresh book/_static/mathjax/ from npm (MATHJAX_VERSION=3.2.2 by default).
 vendor-mathjax:
