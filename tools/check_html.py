@@ -552,14 +552,6 @@ _DARK_SCRIPT = r"""
 })()
 """
 
-_PAGE_SIZE_SCRIPT = r"""
-(() => {
-  const d = document.documentElement;
-  return {width: Math.ceil(Math.max(d.scrollWidth, document.body.scrollWidth, window.innerWidth)),
-          height: Math.ceil(Math.max(d.scrollHeight, document.body.scrollHeight, window.innerHeight))};
-})()
-"""
-
 _CLIP_SCRIPT = r"""
 (async () => {
   window.scrollTo(0, 0);
@@ -575,36 +567,32 @@ _CLIP_SCRIPT = r"""
           width: Math.min(r.left + window.scrollX + r.width, window.innerWidth) - x};
 })()
 """
-#: Tallest page a screenshot grows the window to (CSS px); a longer page is cut there.
-MAX_SHOT_HEIGHT = 30000
+#: Tallest screenshot (CSS px), under Chromium's 16384 px texture limit; a longer page is cut there.
+MAX_SHOT_HEIGHT = 16000
 
 
-def take_screenshot(tools: DevTools, path: Path, *, width: int, selector: str | None = None,
+def take_screenshot(tools: DevTools, path: Path, *, selector: str | None = None,
                     palette: bool = False) -> str | None:
     """Save a PNG of the whole page, or of the first element matching ``selector``, to ``path``.
 
-    The window is made as tall as the page first (as a full-page shot in a browser does), so
-    that nothing is scrolled: a sticky header stays at the top instead of being painted over
-    the middle of a tall element. Returns a problem string when the selector matches nothing
-    or an element that is not displayed, else None. With ``palette`` the PNG is reduced to 256
-    colours: a third of the size for a shot of text and tables, for screenshots kept in git.
+    The page is scrolled to the top and captured beyond the window (``captureBeyondViewport``),
+    so a sticky header stays at the top instead of being painted over the middle of a tall
+    element (growing the window to the page's height instead garbles long pages with many
+    filtered images). Returns a problem string when the selector matches nothing or an element
+    that is not displayed, else None. With ``palette`` the PNG is reduced to 256 colours: a third
+    of the size for a shot of text and tables, for screenshots kept in git.
     """
     import base64
 
-    size = tools.evaluate(_PAGE_SIZE_SCRIPT)
-    _set_viewport(tools, width, height=min(size["height"], MAX_SHOT_HEIGHT))
-    try:
-        clip = tools.evaluate(_CLIP_SCRIPT % {"selector": json.dumps(selector)})
-        if clip is None:
-            return f"screenshot: no element matches {selector!r}"
-        if clip["width"] < 1 or clip["height"] < 1:
-            return f"screenshot: {selector!r} is not displayed (size {clip['width']:.0f}x{clip['height']:.0f})"
-        clip["height"] = min(clip["height"], MAX_SHOT_HEIGHT - clip["y"])
-        shot = tools.call("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {k: clip[k] for k in ("x", "y", "width", "height")} | {"scale": 1}}, timeout=60)
-    finally:
-        _set_viewport(tools, width)
+    clip = tools.evaluate(_CLIP_SCRIPT % {"selector": json.dumps(selector)})
+    if clip is None:
+        return f"screenshot: no element matches {selector!r}"
+    if clip["width"] < 1 or clip["height"] < 1:
+        return f"screenshot: {selector!r} is not displayed (size {clip['width']:.0f}x{clip['height']:.0f})"
+    clip["height"] = min(clip["height"], MAX_SHOT_HEIGHT)
+    shot = tools.call("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {k: clip[k] for k in ("x", "y", "width", "height")} | {"scale": 1}}, timeout=60)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = base64.b64decode(shot["data"])
     if palette:
@@ -698,7 +686,7 @@ def check_page(browser: Browser, page: Path, *, budget_s: float = 8.0,
             if dark:
                 tools.evaluate(_DARK_SCRIPT)
             problem = take_screenshot(tools, screenshot_dir / screenshot_name(page, width, dark),
-                                      width=width, selector=selector, palette=palette)
+                                      selector=selector, palette=palette)
             if problem:
                 result.problems.append(problem)
     if any(v is not None for v in smallest.values()):
