@@ -3,6 +3,7 @@ the book configuration, the nbval sanitize rules and the headless-browser check.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -367,6 +368,74 @@ def test_config_serves_vendored_mathjax_and_no_thebe():
     assert sorted(p.name for p in (BOOK / "_static/mathjax/output/chtml/fonts/woff-v2").glob("*.woff"))
     assert "custom.css" in final["html_css_files"]
     assert final["html_context"]["default_mode"] == "auto"
+
+
+def _offline_site():
+    spec = importlib.util.spec_from_file_location("offline_site", BOOK / "_ext" / "offline_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_offline_site_prunes_what_no_page_loads(tmp_path):
+    """build-finished on a made-up site: maps, catalogs, TTF twins and fontawesome.js go, pages
+    lose the script tag, everything a page loads stays; a page the pattern misses fails the build."""
+    from types import SimpleNamespace
+
+    from sphinx.errors import ExtensionError
+
+    out = tmp_path / "html"
+    static = out / "_static"
+    files = {
+        "scripts/bootstrap.js": "var b;\n//# sourceMappingURL=bootstrap.js.map", "scripts/bootstrap.js.map": "{}",
+        "styles/theme.css": "a{}\n/*# sourceMappingURL=theme.css.map*/", "styles/theme.css.map": "{}",
+        "locales/de/LC_MESSAGES/booktheme.mo": "x", "webfonts/fa.woff2": "w", "webfonts/fa.ttf": "t",
+        "webfonts/only.ttf": "t", "scripts/fontawesome.js": "fa", "scripts/fontawesome.js.LICENSE.txt": "l",
+    }
+    for name, text in files.items():
+        (static / name).parent.mkdir(parents=True, exist_ok=True)
+        (static / name).write_text(text)
+    tag = '    <script defer src="{}_static/scripts/fontawesome.js?digest=55c2"></script>\n'
+    (out / "sub").mkdir()
+    (out / "a.html").write_text("<head>\n" + tag.format("") + '<script src="_static/x.js"></script></head>')
+    (out / "sub" / "b.html").write_text("<head>\n" + tag.format("../") + "</head>")
+    app = SimpleNamespace(outdir=str(out), builder=SimpleNamespace(format="html"))
+    _offline_site().prune(app, None)
+    left = sorted(p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file())
+    assert left == ["scripts/bootstrap.js", "styles/theme.css", "webfonts/fa.woff2", "webfonts/only.ttf"]
+    assert (static / "scripts/bootstrap.js").read_text() == "var b;"
+    assert (static / "styles/theme.css").read_text() == "a{}"
+    assert (out / "a.html").read_text() == '<head>\n<script src="_static/x.js"></script></head>'
+    assert (out / "sub" / "b.html").read_text() == "<head>\n</head>"
+
+    (static / "scripts/fontawesome.js").write_text("fa")
+    (out / "a.html").write_text("<script src='_static/scripts/fontawesome.js'></script>")  # other quotes
+    with pytest.raises(ExtensionError, match="1 page\\(s\\) still load scripts/fontawesome.js .* a.html"):
+        _offline_site().prune(app, None)
+
+
+def test_offline_site_repacks_figure_pngs_losslessly(tmp_path):
+    from PIL import Image, ImageChops, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("stnlib:width_in", "6.4")
+    info.add_text("stnlib:min_font_pt", "8.0")
+    few = Image.new("RGBA", (300, 200), (255, 255, 255, 255))  # a plot: few colours, opaque
+    few.paste((31, 119, 180, 255), (20, 20, 280, 40))
+    many = Image.effect_noise((300, 200), 60).convert("RGBA")  # more than 256 colours
+    clear = Image.new("RGBA", (300, 200), (0, 0, 0, 0))  # transparency must survive
+    clear.paste((200, 0, 0, 128), (10, 10, 100, 100))
+    for name, im in (("few", few), ("many", many), ("clear", clear)):
+        path = tmp_path / f"{name}.png"
+        im.save(path, "PNG", pnginfo=info, dpi=(100, 100), compress_level=1)
+        before = path.stat().st_size
+        saved = _offline_site()._repack_png(path)
+        assert path.stat().st_size == before - saved
+        with Image.open(path) as after:
+            assert ImageChops.difference(after.convert("RGBA"), im).getbbox() is None, name
+            assert after.text == {"stnlib:width_in": "6.4", "stnlib:min_font_pt": "8.0"}
+            assert round(after.info["dpi"][0]) == 100
+    assert Image.open(tmp_path / "few.png").mode == "P"
 
 
 def _github_pages_url(repo_url: str) -> str:
