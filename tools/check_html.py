@@ -567,32 +567,40 @@ _CLIP_SCRIPT = r"""
           width: Math.min(r.left + window.scrollX + r.width, window.innerWidth) - x};
 })()
 """
-#: Tallest screenshot (CSS px), under Chromium's 16384 px texture limit; a longer page is cut there.
+#: Tallest window a screenshot grows to (CSS px), under Chromium's 16384 px texture limit; a
+#: longer page is cut there.
 MAX_SHOT_HEIGHT = 16000
 
 
-def take_screenshot(tools: DevTools, path: Path, *, selector: str | None = None,
+def take_screenshot(tools: DevTools, path: Path, *, width: int, selector: str | None = None,
                     palette: bool = False) -> str | None:
     """Save a PNG of the whole page, or of the first element matching ``selector``, to ``path``.
 
-    The page is scrolled to the top and captured beyond the window (``captureBeyondViewport``),
-    so a sticky header stays at the top instead of being painted over the middle of a tall
-    element (growing the window to the page's height instead garbles long pages with many
-    filtered images). Returns a problem string when the selector matches nothing or an element
-    that is not displayed, else None. With ``palette`` the PNG is reduced to 256 colours: a third
-    of the size for a shot of text and tables, for screenshots kept in git.
+    The window is made as tall as the page (up to ``MAX_SHOT_HEIGHT``) and the page scrolled to
+    the top, then the clip is captured from the window itself: a sticky header stays at the top
+    instead of being painted over a tall element, and nothing is drawn outside the window.
+    (DevTools' ``captureBeyondViewport`` garbled pages with scrolling table outputs, shifting
+    their content by hundreds of pixels from one run to the next.) Returns a problem string when
+    the selector matches nothing or an element that is not displayed, else None. With
+    ``palette`` the PNG is reduced to 256 colours: a third of the size for a shot of text and
+    tables, for screenshots kept in git.
     """
     import base64
 
-    clip = tools.evaluate(_CLIP_SCRIPT % {"selector": json.dumps(selector)})
-    if clip is None:
-        return f"screenshot: no element matches {selector!r}"
-    if clip["width"] < 1 or clip["height"] < 1:
-        return f"screenshot: {selector!r} is not displayed (size {clip['width']:.0f}x{clip['height']:.0f})"
-    clip["height"] = min(clip["height"], MAX_SHOT_HEIGHT)
-    shot = tools.call("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {k: clip[k] for k in ("x", "y", "width", "height")} | {"scale": 1}}, timeout=60)
+    height = tools.evaluate("document.documentElement.scrollHeight")
+    _set_viewport(tools, width, height=min(height, MAX_SHOT_HEIGHT))
+    try:
+        clip = tools.evaluate(_CLIP_SCRIPT % {"selector": json.dumps(selector)})
+        if clip is None:
+            return f"screenshot: no element matches {selector!r}"
+        if clip["width"] < 1 or clip["height"] < 1:
+            return f"screenshot: {selector!r} is not displayed (size {clip['width']:.0f}x{clip['height']:.0f})"
+        clip["height"] = min(clip["height"], MAX_SHOT_HEIGHT - clip["y"])
+        shot = tools.call("Page.captureScreenshot", {
+            "format": "png", "clip": {k: clip[k] for k in ("x", "y", "width", "height")} | {"scale": 1}},
+            timeout=60)
+    finally:
+        _set_viewport(tools, width)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = base64.b64decode(shot["data"])
     if palette:
@@ -686,7 +694,7 @@ def check_page(browser: Browser, page: Path, *, budget_s: float = 8.0,
             if dark:
                 tools.evaluate(_DARK_SCRIPT)
             problem = take_screenshot(tools, screenshot_dir / screenshot_name(page, width, dark),
-                                      selector=selector, palette=palette)
+                                      width=width, selector=selector, palette=palette)
             if problem:
                 result.problems.append(problem)
     if any(v is not None for v in smallest.values()):
