@@ -19,11 +19,15 @@ For every page (default: every content page under ``_build/html``) this checks
   points). Its smallest text as rendered is ``min_font_pt / 72 * rendered_width / width_in`` CSS px,
   with the ``<img>``'s rendered CSS width; below 9 px fails. This is checked at the main window
   width (1400 px) and again at a phone's (420 px). Figures under ``_images/`` without the chunks
-  are listed as a note, or fail with ``--require-figure-metadata``.
+  are listed as a note, or fail with ``--require-figure-metadata``;
+* **overflow**: at both widths the page is no wider than the window (a wide table must scroll
+  inside its own box, not push the page sideways).
 
-It prints one line per page, ``OK`` or ``FAIL`` with the reasons (and, for an OK page, what was
-checked and how many bytes the page loaded), and exits 1 if any page failed (2 when it could not
-run at all). It talks to Chromium over the DevTools protocol through the ``websocket-client``
+With ``--screenshots DIR`` it also saves a PNG of each page (``--width``, ``--dark``), or of the
+first element matching ``--selector``.
+
+It prints one line per page, ``OK`` or ``FAIL`` with the reasons, each with what was checked and
+how many bytes the page loaded, and exits 1 if any page failed (2 when it could not run at all). It talks to Chromium over the DevTools protocol through the ``websocket-client``
 package, and reads PNG chunks with Pillow.
 
     python tools/check_html.py                      # every page of _build/html
@@ -700,8 +704,8 @@ def check_page(browser: Browser, page: Path, *, budget_s: float = 8.0,
     if any(v is not None for v in smallest.values()):
         result.notes.append("smallest figure text " + ", ".join(
             f"{v:.1f} px at {w} px" for w, v in smallest.items() if v is not None))
-    if result.missing_metadata:
-        result.notes.append(f"{len(result.missing_metadata)} figure(s) without text-size metadata")  # see --require-figure-metadata
+    if result.missing_metadata:  # a note; a problem with --require-figure-metadata
+        result.notes.append(f"{len(result.missing_metadata)} figure(s) without text-size metadata")
 
     tools.wait_for("__settle__", timeout=0.3)  # collect requests and messages still in flight
     result.problems.extend(_console_problems(tools.events))
