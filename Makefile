@@ -9,7 +9,7 @@ KERNEL  ?= stnlib
 CHAPTERS ?=
 LOCK    := requirements-lock.txt
 
-.PHONY: setup data book book-only execute test test-fast lab bench lock clean
+.PHONY: setup data book book-only execute test test-fast lab bench lock clean check-html vendor-mathjax
 
 setup: $(VENV)/.installed
 
@@ -31,11 +31,24 @@ execute: setup data
 	$(BIN)/python -m stnlib book --profile $(PROFILE) --fresh $(FRESH) --kernel $(KERNEL) \
 	  $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
+# The site is written whole (--all) into an emptied _build/html: Sphinx never deletes output,
+# so files of an earlier configuration (a 24 MB MathJax tree) would stay in the published site.
 book: execute
+	rm -rf _build/html
 	$(BIN)/jupyter-book build book -W --keep-going --all
 
 book-only: setup
+	rm -rf _build/html
 	$(BIN)/jupyter-book build book -W --keep-going --all
+
+# Every page of the built book in headless Chromium (installs Debian's chromium when missing).
+check-html: setup
+	bash tools/install_chromium.sh
+	$(BIN)/python tools/check_html.py --html-dir _build/html
+
+# Refresh book/_static/mathjax/ from npm (MATHJAX_VERSION=3.2.2 by default).
+vendor-mathjax:
+	bash tools/vendor_mathjax.sh
 
 # Unit tests plus every chapter executed in the smoke profile and validated by nbval.
 # pytest exits 5 when it collects nothing: an empty suite is a failure here, not a pass.

@@ -4,7 +4,7 @@ the book configuration, the nbval sanitize rules and the headless-browser check.
 from __future__ import annotations
 
 import importlib.util
-import os
+import json
 import re
 import subprocess
 import sys
@@ -15,22 +15,19 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from test_check_html import CHROMIUM, need_chromium, skip_or_fail
+from test_check_html import load_check_html as _load_check_html
+
 from stnlib import book
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+HTML_DIR = ROOT / "_build" / "html"
+#: The built site (every file under _build/html) must stay under this many bytes.
+SITE_BUDGET_BYTES = 10_000_000
 #: Every chapter the book is meant to have, in reading order.
 INTENDED_TOC = ["intro", "conventions", "theory", "toy", "mnist", "svhn", "beyond", "conclusions",
                 "references"]
-
-
-def _load_check_html():
-    spec = importlib.util.spec_from_file_location("check_html", ROOT / "tools" / "check_html.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------------------------------
@@ -333,21 +330,173 @@ def test_toc_lists_only_existing_files_in_reading_order():
     assert {"intro", "conventions", "references"} <= set(names)
 
 
+def _sphinx_config() -> dict:
+    """The Sphinx configuration Jupyter Book derives from _config.yml for `jupyter-book build book`."""
+    from jupyter_book.config import get_final_config
+
+    config, _ = get_final_config(user_yaml=ROOT / "_config.yml", sourcedir=BOOK,
+                                 cli_config={"latex_individualpages": False})
+    return config
+
+
 def test_config_keeps_the_book_offline_and_downloadable():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["execute"]["execute_notebooks"] == "off"
-    assert "sphinx-mathjax-offline" in config["sphinx"]["extra_extensions"]
     sphinx = config["sphinx"]["config"]
     assert sphinx["html_sourcelink_suffix"] == ""
     assert sphinx["html_theme_options"]["use_download_button"] is True
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
-    assert config["repository"] == {"url": "https://github.com/stn-alignment/stn-alignment",
-                                    "path_to_book": "book", "branch": "main"}
+    assert config["repository"]["path_to_book"] == "book" and config["repository"]["branch"] == "main"
     assert set(config["parse"]["myst_enable_extensions"]) >= {"dollarmath", "amsmath", "colon_fence", "deflist"}
     bib = (BOOK / "references.bib").read_text()
     for key in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", (BOOK / "intro.md").read_text()):
         for k in key.split(","):
             assert f"{{{k.strip()}," in bib, f"intro.md cites {k} which references.bib lacks"
+
+
+def test_config_serves_vendored_mathjax_and_no_thebe():
+    final = _sphinx_config()
+    extensions = final["extensions"]
+    # sphinx_thebe wrote `const THEBE_JS_URL` into every page twice (a SyntaxError on each page)
+    assert "sphinx_thebe" not in extensions
+    assert "sphinx-mathjax-offline" not in extensions  # it copied the whole 24 MB MathJax tree
+    assert {"offline_site", "sphinxcontrib.bibtex", "myst_nb", "sphinx_book_theme"} <= set(extensions)
+    assert len(extensions) == len(set(extensions))
+    mathjax = BOOK / "_static" / final["mathjax_path"]
+    assert final["mathjax_path"] == "mathjax/tex-chtml-full.js" and mathjax.is_file()
+    assert (BOOK / "_static" / "mathjax" / "LICENSE").is_file()
+    assert sorted(p.name for p in (BOOK / "_static/mathjax/output/chtml/fonts/woff-v2").glob("*.woff"))
+    assert "custom.css" in final["html_css_files"]
+    assert final["html_context"]["default_mode"] == "auto"
+
+
+def _offline_site():
+    spec = importlib.util.spec_from_file_location("offline_site", BOOK / "_ext" / "offline_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_offline_site_prunes_what_no_page_loads(tmp_path):
+    """build-finished on a made-up site: maps, catalogs, TTF twins and fontawesome.js go, pages
+    lose the script tag, everything a page loads stays; a page the pattern misses fails the build."""
+    from types import SimpleNamespace
+
+    from sphinx.errors import ExtensionError
+
+    out = tmp_path / "html"
+    static = out / "_static"
+    files = {
+        "scripts/bootstrap.js": "var b;\n//# sourceMappingURL=bootstrap.js.map", "scripts/bootstrap.js.map": "{}",
+        "styles/theme.css": "a{}\n/*# sourceMappingURL=theme.css.map*/", "styles/theme.css.map": "{}",
+        "locales/de/LC_MESSAGES/booktheme.mo": "x", "webfonts/fa.woff2": "w", "webfonts/fa.ttf": "t",
+        "webfonts/only.ttf": "t", "scripts/fontawesome.js": "fa", "scripts/fontawesome.js.LICENSE.txt": "l",
+    }
+    for name, text in files.items():
+        (static / name).parent.mkdir(parents=True, exist_ok=True)
+        (static / name).write_text(text)
+    tag = '    <script defer src="{}_static/scripts/fontawesome.js?digest=55c2"></script>\n'
+    (out / "sub").mkdir()
+    (out / "a.html").write_text("<head>\n" + tag.format("") + '<script src="_static/x.js"></script></head>')
+    (out / "sub" / "b.html").write_text("<head>\n" + tag.format("../") + "</head>")
+    app = SimpleNamespace(outdir=str(out), builder=SimpleNamespace(format="html"))
+    _offline_site().prune(app, None)
+    left = sorted(p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file())
+    assert left == ["scripts/bootstrap.js", "styles/theme.css", "webfonts/fa.woff2", "webfonts/only.ttf"]
+    assert (static / "scripts/bootstrap.js").read_text() == "var b;"
+    assert (static / "styles/theme.css").read_text() == "a{}"
+    assert (out / "a.html").read_text() == '<head>\n<script src="_static/x.js"></script></head>'
+    assert (out / "sub" / "b.html").read_text() == "<head>\n</head>"
+
+    (static / "scripts/fontawesome.js").write_text("fa")
+    (out / "a.html").write_text("<script src='_static/scripts/fontawesome.js'></script>")  # other quotes
+    with pytest.raises(ExtensionError, match="1 page\\(s\\) still load scripts/fontawesome.js .* a.html"):
+        _offline_site().prune(app, None)
+
+
+def test_offline_site_repacks_figure_pngs_losslessly(tmp_path):
+    from PIL import Image, ImageChops, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("stnlib:width_in", "6.4")
+    info.add_text("stnlib:min_font_pt", "8.0")
+    few = Image.new("RGBA", (300, 200), (255, 255, 255, 255))  # a plot: few colours, opaque
+    few.paste((31, 119, 180, 255), (20, 20, 280, 40))
+    many = Image.effect_noise((300, 200), 60).convert("RGBA")  # more than 256 colours
+    clear = Image.new("RGBA", (300, 200), (0, 0, 0, 0))  # transparency must survive
+    clear.paste((200, 0, 0, 128), (10, 10, 100, 100))
+    for name, im in (("few", few), ("many", many), ("clear", clear)):
+        path = tmp_path / f"{name}.png"
+        im.save(path, "PNG", pnginfo=info, dpi=(100, 100), compress_level=1)
+        before = path.stat().st_size
+        saved = _offline_site()._repack_png(path)
+        assert path.stat().st_size == before - saved
+        with Image.open(path) as after:
+            assert ImageChops.difference(after.convert("RGBA"), im).getbbox() is None, name
+            assert after.text == {"stnlib:width_in": "6.4", "stnlib:min_font_pt": "8.0"}
+            assert round(after.info["dpi"][0]) == 100
+    assert Image.open(tmp_path / "few.png").mode == "P"
+
+
+def _github_pages_url(repo_url: str) -> str:
+    """https://github.com/OWNER/NAME -> https://OWNER.github.io/NAME/ (where the book is published)."""
+    m = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)/?", repo_url)
+    assert m, f"repository.url {repo_url!r} is not https://github.com/OWNER/NAME"
+    return f"https://{m.group(1)}.github.io/{m.group(2)}/"
+
+
+def _install_cell_urls(notebook: Path) -> list[tuple[int, str]]:
+    """(cell index, repository URL) for every code cell that pip-installs from git+https://."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    found = []
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] != "code" or "pip install" not in source:
+            continue
+        for url in re.findall(r"git\+(https://[^\s\"'@#]+)", source):
+            found.append((i, re.sub(r"(\.git)?/?$", "", url)))
+    return found
+
+
+def repository_url_mismatches(root: Path) -> list[str]:
+    """Every place that names the repository with another URL than _config.yml's repository.url."""
+    url = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"].rstrip("/")
+    cff = yaml.safe_load((root / "CITATION.cff").read_text())
+    wrong = []
+    if cff.get("repository-code", "").rstrip("/") != url:
+        wrong.append(f"CITATION.cff repository-code is {cff.get('repository-code')!r}, not {url!r}")
+    if cff.get("url") not in (url, _github_pages_url(url)):
+        wrong.append(f"CITATION.cff url is {cff.get('url')!r}, not {url!r} or its Pages site "
+                     f"{_github_pages_url(url)!r}")
+    for nb in book.chapter_notebooks(root / "book"):
+        for i, other in _install_cell_urls(nb):
+            if other != url:
+                wrong.append(f"{nb.relative_to(root)} cell {i} installs from {other!r}, not {url!r}")
+    return wrong
+
+
+def test_repository_url_is_one_setting():
+    assert repository_url_mismatches(ROOT) == []
+    assert any(_install_cell_urls(nb) for nb in book.chapter_notebooks(BOOK)), "no install cell found"
+
+
+def test_repository_url_check_can_fail(tmp_path):
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/a/b\n")
+    (tmp_path / "CITATION.cff").write_text(
+        "repository-code: https://github.com/old/b\nurl: https://a.github.io/b/\n")
+    book_dir = tmp_path / "book"
+    book_dir.mkdir()
+    (book_dir / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: ch\n")
+    (book_dir / "intro.md").write_text("# Intro\n")
+    nb = new_notebook(cells=[
+        new_code_cell('%pip install -q "stnlib @ git+https://github.com/a/b.git@main"'),
+        new_code_cell("%pip install git+https://github.com/fork/b"),
+        new_code_cell("%pip install numpy  # not from git")])
+    nbformat.write(nb, book_dir / "ch.ipynb")
+    assert repository_url_mismatches(tmp_path) == [
+        "CITATION.cff repository-code is 'https://github.com/old/b', not 'https://github.com/a/b'",
+        "book/ch.ipynb cell 1 installs from 'https://github.com/fork/b', not 'https://github.com/a/b'",
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -414,41 +563,77 @@ def test_check_html_static_and_url_rules(tmp_path):
     ]
 
 
+def _need_built_book() -> None:
+    # `make test` runs before `make book`; .ci/run sets STNLIB_REQUIRE_BUILT_BOOK=1 after it.
+    if not (HTML_DIR / "conventions.html").exists():
+        skip_or_fail("no built book in _build/html (run `make book` first)", unless="STNLIB_REQUIRE_BUILT_BOOK")
+
+
 def test_built_book_serves_the_notebooks():
     """The download button hands out the real .ipynb (not .ipynb.txt); needs a built book."""
-    html_dir = ROOT / "_build" / "html"
-    built = [p for p in book.chapter_notebooks(BOOK) if (html_dir / f"{p.stem}.html").exists()]
+    built = [p for p in book.chapter_notebooks(BOOK) if (HTML_DIR / f"{p.stem}.html").exists()]
     if not built:
-        pytest.skip("no chapter notebook built in _build/html (run `make book` first)")
+        skip_or_fail("no chapter notebook built in _build/html (run `make book` first)",
+                     unless="STNLIB_REQUIRE_BUILT_BOOK")
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config["repository"]["url"].removeprefix("https://github.com/")
     for nb in built:
-        page = (html_dir / f"{nb.stem}.html").read_text(encoding="utf-8")
-        assert (html_dir / "_sources" / nb.name).is_file()
+        page = (HTML_DIR / f"{nb.stem}.html").read_text(encoding="utf-8")
+        assert (HTML_DIR / "_sources" / nb.name).is_file()
         assert f'href="_sources/{nb.name}"' in page
         assert ".ipynb.txt" not in page
-        assert f"https://colab.research.google.com/github/stn-alignment/stn-alignment/blob/main/book/{nb.name}" in page
+        assert (f"https://colab.research.google.com/github/{repo}/blob/{config['repository']['branch']}/"
+                f"book/{nb.name}") in page
+
+
+def test_built_book_is_light_and_self_contained():
+    """Under the size budget, MathJax served from the one vendored component, nothing that only
+    a developer's tools load (source maps), no Thebe leftovers."""
+    _need_built_book()
+    files = [p for p in HTML_DIR.rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    biggest = sorted(files, key=lambda p: p.stat().st_size)[-3:]
+    assert total < SITE_BUDGET_BYTES, (
+        f"_build/html is {total / 1e6:.2f} MB, over the {SITE_BUDGET_BYTES / 1e6:.0f} MB budget; largest: "
+        + ", ".join(f"{p.relative_to(HTML_DIR)} {p.stat().st_size / 1e3:.0f} kB" for p in reversed(biggest)))
+    assert not [p for p in files if p.suffix == ".map"]
+    mathjax = {p.relative_to(HTML_DIR / "_static" / "mathjax").as_posix()
+               for p in (HTML_DIR / "_static" / "mathjax").rglob("*") if p.is_file()}
+    vendored = {p.relative_to(BOOK / "_static" / "mathjax").as_posix()
+                for p in (BOOK / "_static" / "mathjax").rglob("*") if p.is_file()}
+    assert mathjax == vendored  # no stale MathJax tree from an earlier build
+    assert not (HTML_DIR / "_static" / "scripts" / "fontawesome.js").exists()
+    for page in HTML_DIR.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "THEBE_JS_URL" not in text and "fontawesome.js" not in text, page.name
+    theory = (HTML_DIR / "theory.html").read_text(encoding="utf-8")
+    assert '<script defer="defer" src="_static/mathjax/tex-chtml-full.js' in theory
+    assert theory.count("tex-chtml-full.js") == 1
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 def test_built_book_renders_offline_in_chromium():
-    html_dir = ROOT / "_build" / "html"
-    if not (html_dir / "conventions.html").exists():
-        pytest.skip("no built book in _build/html (run `make book` first)")
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "check_html.py"), "--html-dir", str(html_dir)],
+    """Every page: math typeset, images decode, no internet request, no console error, figure
+    text readable at 1400 and 420 px (figures without the text-size metadata are noted only)."""
+    need_chromium()
+    _need_built_book()
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "check_html.py"), "--html-dir", str(HTML_DIR)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "OK   conventions.html" in proc.stdout
+    for page in ("intro", "conventions", "theory", "references"):
+        assert f"OK   {page}.html" in proc.stdout
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 def test_browser_check_can_fail(tmp_path):
-    """A page with CDN MathJax and a missing image must fail (the check is not a rubber stamp)."""
+    """A page with CDN MathJax, a missing image and a console error must fail (the check is
+    not a rubber stamp); tests/test_check_html.py plants a bad page for each further rule."""
+    need_chromium()
     page = tmp_path / "bad.html"
     page.write_text(
         '<html><head><script defer src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
         '</head><body><p>Inline <span class="math notranslate nohighlight">\\(x^2\\)</span>.</p>'
-        '<img src="missing.png" alt="gone"></body></html>')
+        '<img src="missing.png" alt="gone"><script>console.error("planted")</script></body></html>')
     check_html = _load_check_html()
     (result,) = check_html.check_pages([page], chromium=CHROMIUM, budget_s=2.0)
     problems = " | ".join(result.problems)
@@ -458,3 +643,4 @@ def test_browser_check_can_fail(tmp_path):
     assert "raw TeX in the text" in problems
     assert "broken image missing.png" in problems
     assert "cdn.jsdelivr.net" in problems
+    assert "console.error: planted" in problems
