@@ -14,6 +14,19 @@ from stnlib.data.base import generator_device
 from stnlib.transforms import rotation_theta, warp
 
 
+def rotation_draws(n: int, generator: torch.Generator, max_deg: float = 90.0) -> torch.Tensor:
+    """The ``n`` angles :func:`rotate_batch` draws from ``generator``: ``U(-max_deg, max_deg)`` in degrees.
+
+    Separate from the warp so that several runs' batches (each from its own generator) can be drawn
+    one run at a time and then rotated as one batch (:meth:`stnlib.data.MNISTTask.raw_batches`); the
+    warp treats every image on its own, so the result is the same as rotating each run's batch alone.
+    """
+    if not max_deg >= 0:
+        raise ValueError(f"max_deg must be >= 0, got {max_deg}")
+    u = torch.rand(n, generator=generator, device=generator_device(generator))
+    return (u * 2.0 - 1.0) * float(max_deg)
+
+
 def rotate_batch(
     images: torch.Tensor,
     generator: torch.Generator | None,
@@ -48,10 +61,7 @@ def rotate_batch(
     if angle_deg is None:
         if generator is None:
             raise ValueError("rotate_batch needs a torch.Generator unless angle_deg is given")
-        if not max_deg >= 0:
-            raise ValueError(f"max_deg must be >= 0, got {max_deg}")
-        u = torch.rand(n, generator=generator, device=generator_device(generator))
-        angles = (u * 2.0 - 1.0) * float(max_deg)
+        angles = rotation_draws(n, generator, max_deg)
     else:
         angles = torch.as_tensor(angle_deg, dtype=torch.float32).flatten()
         if angles.numel() == 1:
@@ -73,6 +83,7 @@ def translate_clutter_batch(
     n_patches: int = 6,
     patch: int = 6,
     shift_px: torch.Tensor | None = None,
+    draws: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Place each digit on a larger canvas with a random integer shift, then add clutter.
 
@@ -92,7 +103,8 @@ def translate_clutter_batch(
     two extreme shifts half the probability of the others; here all 33 are equally likely.
 
     Random numbers are drawn from ``generator`` in a fixed order (shifts, pool indices, crop
-    positions, placements) on the generator's device.
+    positions, placements) on the generator's device (:func:`clutter_draws`); ``draws`` passes
+    them in instead (several runs' draws concatenated, each from its own generator).
 
     **Convention.** ``images`` is ``N×C×H×W`` float with pixels in [0, 1]; ``clutter_pool`` is
     ``M×H'×W'`` uint8 (divided by 255) or float in [0, 1]. Shifts are in pixels, ``(dx, dy)``:
@@ -119,13 +131,16 @@ def translate_clutter_batch(
         if not 1 <= patch <= min(clutter_pool.shape[1], clutter_pool.shape[2], canvas - 1):
             raise ValueError(f"patch={patch} must be in 1..{min(clutter_pool.shape[1:])}")
     device = images.device
+    if draws is None and (shift_px is None or n_patches > 0):
+        if generator is None:
+            raise ValueError("translate_clutter_batch needs a torch.Generator unless shift_px is given "
+                             "and n_patches is 0 (or draws are passed in)")
+        draws = clutter_draws(n, generator, pool_size=clutter_pool.shape if n_patches > 0 else None,
+                              canvas=canvas, max_shift=max_shift, n_patches=n_patches, patch=patch,
+                              shifts=shift_px is None)
 
     if shift_px is None:
-        if generator is None:
-            raise ValueError("translate_clutter_batch needs a torch.Generator unless shift_px is given")
-        shifts = torch.randint(
-            -max_shift, max_shift + 1, (n, 2), generator=generator, device=generator_device(generator)
-        )
+        shifts = draws["shift"]
     else:
         shifts = torch.as_tensor(shift_px).to(torch.int64)
         if shifts.shape != (n, 2) or shifts.abs().max() > max_shift:
@@ -144,17 +159,7 @@ def translate_clutter_batch(
     # 2. Clutter: gather patches from the pool, then add them one patch index at a time so that
     # no scatter ever sees a duplicate index (keeps GPU results bitwise deterministic).
     if n_patches > 0:
-        if generator is None:
-            raise ValueError("translate_clutter_batch needs a torch.Generator when n_patches > 0")
-        gen_device = generator_device(generator)
-        m, ph, pw = clutter_pool.shape
-        pick = torch.randint(0, m, (n, n_patches), generator=generator, device=gen_device)
-        crop_r = torch.randint(0, ph - patch + 1, (n, n_patches), generator=generator, device=gen_device)
-        crop_c = torch.randint(0, pw - patch + 1, (n, n_patches), generator=generator, device=gen_device)
-        # Top-left corners in [0, canvas - patch - 1] (the authors' randint(0, 60 - 6) excludes 54),
-        # so the last row and column of the canvas never receive clutter.
-        put_r = torch.randint(0, canvas - patch, (n, n_patches), generator=generator, device=gen_device)
-        put_c = torch.randint(0, canvas - patch, (n, n_patches), generator=generator, device=gen_device)
+        pick, crop_r, crop_c, put_r, put_c = (draws[k] for k in ("pick", "crop_r", "crop_c", "put_r", "put_c"))
         pool_device = clutter_pool.device
         steps = torch.arange(patch, device=pool_device)
         crops = clutter_pool[
@@ -173,3 +178,39 @@ def translate_clutter_batch(
         # One clamp at the end equals the authors' clamp after every patch: all additions are >= 0.
         out.clamp_(max=1.0)
     return out.reshape(n, c, canvas, canvas), shifts
+
+
+def clutter_draws(
+    n: int,
+    generator: torch.Generator,
+    *,
+    pool_size: tuple[int, int, int] | torch.Size | None,
+    canvas: int = 60,
+    max_shift: int = 16,
+    n_patches: int = 6,
+    patch: int = 6,
+    shifts: bool = True,
+) -> dict[str, torch.Tensor]:
+    """The random numbers :func:`translate_clutter_batch` draws for ``n`` images, in its fixed order.
+
+    Keys: ``shift`` (``[n, 2]``, when ``shifts``), and with ``n_patches > 0`` ``pick``, ``crop_r``,
+    ``crop_c``, ``put_r``, ``put_c`` (``[n, n_patches]`` each; ``pool_size`` is the clutter pool's
+    ``(M, H, W)``). All on the generator's device. Every image's draws only affect that image, so
+    several runs' draws concatenated along the first axis and passed as ``draws`` give each run the
+    batch it would get alone.
+    """
+    gen_device = generator_device(generator)
+    out: dict[str, torch.Tensor] = {}
+    if shifts:
+        out["shift"] = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator, device=gen_device)
+    if n_patches > 0:
+        m, ph, pw = pool_size
+        size = (n, n_patches)
+        out["pick"] = torch.randint(0, m, size, generator=generator, device=gen_device)
+        out["crop_r"] = torch.randint(0, ph - patch + 1, size, generator=generator, device=gen_device)
+        out["crop_c"] = torch.randint(0, pw - patch + 1, size, generator=generator, device=gen_device)
+        # Top-left corners in [0, canvas - patch - 1] (the authors' randint(0, 60 - 6) excludes 54),
+        # so the last row and column of the canvas never receive clutter.
+        out["put_r"] = torch.randint(0, canvas - patch, size, generator=generator, device=gen_device)
+        out["put_c"] = torch.randint(0, canvas - patch, size, generator=generator, device=gen_device)
+    return out

@@ -107,13 +107,43 @@ class Task:
         self, index: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """The ``(x, y, info)`` triple of :meth:`batches` for chosen example indices."""
+        return self.raw_batches(index, [generator])
+
+    def raw_batches(
+        self, index: torch.Tensor, generators: Sequence[torch.Generator | None], *, check: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Several runs' batches as one: ``index`` is their indices concatenated (equal shares, in the
+        order of ``generators``), and run ``k``'s part of the result is exactly ``raw_batch`` of its
+        share with ``generators[k]`` (packed training, :mod:`stnlib.train.packed`).
+
+        ``check=False`` skips the range check of the indices: the caller vouches for them (indices
+        sliced from a permutation of the split), because on a GPU the check reads a value back to the
+        host and so waits for the queued work.
+        """
         raise NotImplementedError
 
+    def _index(self, index: torch.Tensor, runs: int, check: bool) -> torch.Tensor:
+        """``index`` as a flat int64 tensor on the task's device, checked to be in range and to split
+        into ``runs`` equal shares."""
+        if runs < 1:
+            raise ValueError(f"raw_batches needs at least one generator, got {runs}")
+        index = torch.as_tensor(index, dtype=torch.int64).flatten()
+        if index.numel() % runs:
+            raise ValueError(f"{index.numel()} indices do not split into {runs} equal shares (one per generator)")
+        if check and index.numel() and (index.min() < 0 or index.max() >= self.num_examples):
+            raise ValueError(f"index out of range 0..{self.num_examples - 1}")
+        return index.to(self.device)
+
     def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (1, len(self.mean), 1, 1)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
-        return mean, std
+        # Cached per dtype and device: building them anew copies from the host, which on a GPU waits
+        # for the queued work at every batch.
+        cache = self.__dict__.setdefault("_stats_cache", {})
+        key = (x.dtype, x.device)
+        if key not in cache:
+            shape = (1, len(self.mean), 1, 1)
+            cache[key] = (torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape),
+                          torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape))
+        return cache[key]
 
     def normalize_images(self, x: torch.Tensor) -> torch.Tensor:
         """Pixels in [0, 1] → network input (identity when ``normalize`` is off)."""

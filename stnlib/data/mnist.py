@@ -35,13 +35,14 @@ import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from stnlib.data.augment import rotate_batch, translate_clutter_batch
+from stnlib.data.augment import clutter_draws, rotate_batch, rotation_draws, translate_clutter_batch
 from stnlib.data.base import Task, check_choice, check_count
 from stnlib.datasets import DATASETS
 from stnlib.io import DataIntegrityError, atomic_write, atomic_write_bytes, atomic_write_json, check_digest, file_digest
@@ -478,27 +479,29 @@ class MNISTTask(Task):
         self.channels_last = bool(settings["channels_last"])
         self.input_shape = DATASETS[name].input_shape
 
-    def raw_batch(
-        self, index: torch.Tensor, generator: torch.Generator
+    def raw_batches(
+        self, index: torch.Tensor, generators: Sequence[torch.Generator], *, check: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        index = torch.as_tensor(index, dtype=torch.int64).flatten()
-        if index.numel() and (index.min() < 0 or index.max() >= self.num_examples):
-            raise ValueError(f"index out of range 0..{self.num_examples - 1}")
-        index = index.to(self.device)
+        # Each run's random numbers come from its own generator, in the order a lone batch draws them;
+        # the transforms then run once over all runs' images (every image is transformed on its own).
+        if any(not isinstance(g, torch.Generator) for g in generators):
+            raise ValueError(f"{self.name} batches are augmented: every run needs a torch.Generator, got "
+                             f"{[type(g).__name__ for g in generators]}")
+        index = self._index(index, len(generators), check)
+        n = index.numel() // len(generators)
         x = self.images[index].unsqueeze(1).to(torch.float32) / 255.0
         y = self.labels[index]
         if self.name == "mnist-rot":
-            x, angle = rotate_batch(x, generator, self.options["max_deg"])
+            max_deg = self.options["max_deg"]
+            angles = torch.cat([rotation_draws(n, g, max_deg) for g in generators])
+            x, angle = rotate_batch(x, None, angle_deg=angles)
             info = {"angle_deg": angle}
         else:
-            x, shift = translate_clutter_batch(
-                x,
-                self.clutter_pool,
-                generator,
-                max_shift=int(self.options["max_shift"]),
-                n_patches=int(self.options["n_patches"]),
-                patch=int(self.options["patch"]),
-            )
+            opts = {k: int(self.options[k]) for k in ("max_shift", "n_patches", "patch")}
+            pool_size = self.clutter_pool.shape if opts["n_patches"] > 0 else None
+            per_run = [clutter_draws(n, g, pool_size=pool_size, **opts) for g in generators]
+            draws = {k: torch.cat([d[k] for d in per_run]) for k in per_run[0]}
+            x, shift = translate_clutter_batch(x, self.clutter_pool, None, draws=draws, **opts)
             info = {"shift_px": shift}
         return self._finish(x), y, info
 

@@ -21,6 +21,12 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return x.dtype
 
 
+def _transformed(x: Tensor) -> bool:
+    """Whether ``x`` is a ``torch.func`` (vmap, grad) wrapper rather than a plain tensor."""
+    check = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return bool(check(x)) if check is not None else False
+
+
 class _SingleChannelConv(torch.autograd.Function):
     """conv2d for ``C_in = 1``, stride 1, no padding/dilation/groups, with a matmul input gradient."""
 
@@ -70,12 +76,18 @@ class SingleChannelConv2d(nn.Conv2d):
     channel, stride 1, no padding, dilation 1, one group, an input that needs its gradient) and
     plain ``nn.Conv2d`` otherwise. Set ``fast_input_grad = False`` on an instance to always use the
     plain path (the throughput benchmark does so for its paper-style baseline).
+
+    The fast path runs on the CPU only: it is a CPU trick (a Python loop over the kernel offsets
+    would cost one kernel launch each on a GPU, and cuDNN's own gradient is fast there), and not
+    under ``torch.func`` transforms (packed training vmaps the network; this Function has no vmap
+    rule), where the plain convolution gives the same gradient.
     """
 
     fast_input_grad: bool = True
 
     def _fast(self, x: Tensor) -> bool:
-        return (self.fast_input_grad and x.requires_grad and torch.is_grad_enabled()
+        return (self.fast_input_grad and x.device.type == "cpu" and not _transformed(x)
+                and x.requires_grad and torch.is_grad_enabled()
                 and self.in_channels == 1 and self.groups == 1 and self.stride == (1, 1)
                 and self.padding == (0, 0) and self.dilation == (1, 1)
                 and self.padding_mode == "zeros" and x.dim() == 4)

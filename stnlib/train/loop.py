@@ -171,10 +171,8 @@ def _run_iterations(state: TrainState, cfg: dict[str, Any], s: TrainSettings, tr
                 save_checkpoint(ckpt, state.snapshot(h, time.perf_counter() - t0))
     except TrainingDiverged as e:
         bar.close()
-        rec = records.new_record(cfg, status="failed", metrics={"error_message": str(e),
-                                 "failed_at_iteration": state.iteration}, curves=state.curves, summaries={},
-                                 provenance=_provenance(dev, s, state.elapsed + time.perf_counter() - t0, train_task))
-        records.write_record(rec, records_root)
+        _write_failed_record(cfg, str(e), state.iteration, state.curves, dev, s,
+                             state.elapsed + time.perf_counter() - t0, train_task, records_root)
         raise
     except BaseException:
         bar.close()
@@ -186,10 +184,23 @@ def _run_iterations(state: TrainState, cfg: dict[str, Any], s: TrainSettings, tr
     return t0
 
 
+def _write_failed_record(cfg: dict[str, Any], message: str, iteration: int, curves: dict[str, list],
+                         dev: torch.device, s: TrainSettings, wall: float, train_task: Task,
+                         records_root: str | os.PathLike | None, **extra: Any) -> dict[str, Any]:
+    """The record of a run whose loss became NaN or infinite (status ``"failed"``), written atomically."""
+    rec = records.new_record(cfg, status="failed", metrics={"error_message": message,
+                             "failed_at_iteration": iteration}, curves=curves, summaries={},
+                             provenance=_provenance(dev, s, wall, train_task, **extra))
+    records.write_record(rec, records_root)
+    return rec
+
+
 def _finish(state: TrainState, cfg: dict[str, Any], s: TrainSettings, train_task: Task, test_task: Task,
             dev: torch.device, t0: float, label: str, *, records_root: str | os.PathLike | None,
-            checkpoint_root: str | os.PathLike | None, progress: bool) -> dict[str, Any]:
-    """The final evaluation, the record (written atomically), the final weights."""
+            checkpoint_root: str | os.PathLike | None, progress: bool, **extra: Any) -> dict[str, Any]:
+    """The final evaluation, the record (written atomically), the final weights.
+
+    ``extra`` goes to the record's provenance (packed training says so there)."""
     ev = evaluate(state.net, test_task, passes=s.eval_passes, seed=EVAL_SEED, precision=s.precision,
                   device=dev, collect=True)
     metrics: dict[str, Any] = {
@@ -207,7 +218,7 @@ def _finish(state: TrainState, cfg: dict[str, Any], s: TrainSettings, train_task
     # Throughput describes the machine, not the result: it lives with the provenance.
     ips = round(s.iterations * s.batch_size / max(state.train_time, 1e-9), 1)
     rec = records.new_record(cfg, status="complete", metrics=metrics, curves=state.curves, summaries=summaries,
-                             provenance=_provenance(dev, s, wall, train_task, train_images_per_s=ips))
+                             provenance=_provenance(dev, s, wall, train_task, train_images_per_s=ips, **extra))
     path = records.write_record(rec, records_root)
     e, m, p, seed = cfg["experiment"], cfg["model"], cfg["profile"], cfg["seed"]
     save_checkpoint(final_weights_path(e, m, p, seed, checkpoint_root),

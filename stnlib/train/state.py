@@ -28,13 +28,28 @@ CURVE_KEYS: tuple[str, ...] = ("iteration", "epoch", "lr", "train_loss", "test_e
 
 def build_optimizer(net: Network, settings: TrainSettings) -> torch.optim.Optimizer:
     """SGD or Adam over the network's parameter groups (the localisation net at its own rate)."""
-    groups = net.param_groups(settings.lr, settings.loc_lr_multiplier)
+    return make_optimizer(net.param_groups(settings.lr, settings.loc_lr_multiplier), settings)
+
+
+def make_optimizer(groups: list[dict[str, Any]], settings: TrainSettings, *,
+                   capturable: bool = False) -> torch.optim.Optimizer:
+    """The settings' optimiser over ``groups`` (packed training passes groups of stacked parameters).
+
+    ``capturable``: Adam keeps its step count on the device so that a CUDA graph can replay its update.
+    """
     if settings.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
                                weight_decay=settings.weight_decay)
     if settings.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
+        return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay,
+                                capturable=capturable)
     raise ValueError(f"unknown optimizer {settings.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.MultiStepLR:
+    """The step schedule: the learning rate ÷ ``lr_divisor`` at each milestone (stepped every batch)."""
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(settings.lr_milestones), gamma=1.0 / settings.lr_divisor)
 
 
 @dataclass
@@ -60,9 +75,7 @@ class TrainState:
     def start(cls, net: Network, settings: TrainSettings) -> TrainState:
         """A fresh state: the optimiser and the step schedule (÷``lr_divisor`` at each milestone)."""
         opt = build_optimizer(net, settings)
-        sched = torch.optim.lr_scheduler.MultiStepLR(
-            opt, milestones=list(settings.lr_milestones), gamma=1.0 / settings.lr_divisor)
-        return cls(net, opt, sched)
+        return cls(net, opt, make_scheduler(opt, settings))
 
     @property
     def lr(self) -> float:

@@ -78,10 +78,12 @@ class SVHNTask(Task):
         self, index: Tensor | Sequence[int], generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """The ``(x, y, {})`` triple for chosen examples (``generator`` unused: no augmentation)."""
-        index = torch.as_tensor(index, dtype=torch.int64).flatten()
-        if index.numel() and (index.min() < 0 or index.max() >= self.num_examples):
-            raise ValueError(f"index out of range 0..{self.num_examples - 1}")
-        index = index.to(self.device)
+        return self.raw_batches(index, [generator])
+
+    def raw_batches(
+        self, index: Tensor | Sequence[int], generators: Sequence[torch.Generator | None], *, check: bool = True
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        index = self._index(index, len(generators), check)
         x = self.images[index].to(torch.float32) / 255.0
         return self._finish(x), self.labels[index], {}
 
