@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import html
 import os
 import re
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from stnlib.report.display import format_duration
 
 PROFILES = ("smoke", "quick", "full")
 #: The id papermill's injected-parameters cell gets, instead of a fresh random one per run.
@@ -213,6 +212,9 @@ def tidy_notebook(nb: Any, *, root: str | os.PathLike | None = None,
         cell_id = cell.get("id")
         if INJECTED_ID in cell.metadata.get("tags", ()):
             cell_id = INJECTED_ID
+            # The parameters papermill injects are plumbing: kept for papermill and nbval, hidden in the book.
+            if "remove-cell" not in cell.metadata["tags"]:
+                cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]
         elif not (isinstance(cell_id, str) and _CELL_ID.match(cell_id)) or cell_id in used \
                 or cell_id == INJECTED_ID:
             cell_id = None
@@ -501,244 +503,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
-
-
-# ---------------------------------------------------------------------------------------
-# reproducibility card
-
-
-def format_duration(seconds: float) -> str:
-    """``12.3 s``, ``4 min 05 s`` or ``2 h 03 min``."""
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        m, s = divmod(int(round(seconds)), 60)
-        return f"{m} min {s:02d} s"
-    h, m = divmod(int(round(seconds / 60)), 60)
-    return f"{h} h {m:02d} min"
-
-
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    if isinstance(value, (str, int, float)):
-        return [value]
-    return list(value)
-
-
-def _counted(values: Iterable[Any]) -> str:
-    """``a`` or ``a (×3), b (×1)``: distinct values in first-seen order with counts when mixed."""
-    counts = Counter(values)
-    if len(counts) == 1:
-        return str(next(iter(counts)))
-    return "; ".join(f"{v} (×{n})" for v, n in counts.items())
-
-
-@dataclass(frozen=True)
-class CardField:
-    label: str
-    value: str
-
-
-def card_fields(*, chapter: str, profile: str, records: Sequence[Mapping[str, Any]] = (),
-                data_source: str | Iterable[str] | None = None, deviations: Iterable[str] = (),
-                seeds: int | Iterable[int] | None = None, device: str | Iterable[str] | None = None,
-                wall_time_s: float | None = None, commits: Iterable[str] = (),
-                software: Iterable[str] = ()) -> tuple[list[CardField], list[str]]:
-    """The card's rows and its list of deviations: pure formatting, no I/O.
-
-    With ``records`` (dicts in the ``stnlib.record/1`` schema), seeds, devices, wall time, data
-    sources, commits and library versions are read from them; passing any of ``seeds``,
-    ``device``, ``wall_time_s``, ``data_source`` as well raises ``ValueError`` (numbers in the
-    book come from records, never typed). Without records those arguments describe a chapter
-    that computes everything live.
-    """
-    records = [dict(r) for r in records]
-    fields = [CardField("Profile", profile)]
-    if records:
-        typed = {k: v for k, v in (("seeds", seeds), ("device", device),
-                                   ("wall_time_s", wall_time_s), ("data_source", data_source))
-                 if v is not None}
-        if typed:
-            raise ValueError(
-                f"reproducibility card for {chapter!r}: {', '.join(typed)} must come from the records, "
-                "not be passed alongside them"
-            )
-        prov = []
-        for r in records:
-            where = f"{r.get('experiment', '?')}/{r.get('model', '?')} seed {r.get('seed', '?')}"
-            if "provenance" not in r or "seed" not in r:
-                raise ValueError(f"record {where} lacks 'seed' or 'provenance'; not a stnlib.record/1 dict")
-            if r.get("profile", profile) != profile:
-                raise ValueError(
-                    f"record {where} is from profile {r['profile']!r}, the card says {profile!r}"
-                )
-            p = r["provenance"]
-            missing = [k for k in ("device", "wall_time_s", "data_source", "git_commit") if k not in p]
-            if missing:
-                raise ValueError(f"record {where}: provenance lacks {missing}")
-            prov.append(p)
-        n = len(records)
-        status = Counter(r.get("status", "complete") for r in records)
-        experiments = sorted({str(r.get("experiment")) for r in records if r.get("experiment")})
-        models = len({(r.get("experiment"), r.get("model")) for r in records})
-        summary = f"{n} run{'s' if n != 1 else ''} ({models} model{'s' if models != 1 else ''}"
-        summary += f"; {', '.join(experiments)})" if experiments else ")"
-        if status.get("failed"):
-            summary += f"; **{status['failed']} failed**"
-        fields.append(CardField("Records", summary))
-        fields.append(CardField("Seeds", ", ".join(str(s) for s in sorted({int(r["seed"]) for r in records}))))
-        fields.append(CardField("Device", _counted(p["device"] for p in prov)))
-        total = sum(float(p["wall_time_s"]) for p in prov)
-        fields.append(CardField("Wall time", f"{format_duration(total)} of training in total"
-                                + (f" ({n} runs)" if n > 1 else "")))
-        fields.append(CardField("Data", _counted(p["data_source"] for p in prov)))
-        code = [f"git {str(p['git_commit'])[:12]}{' + uncommitted changes' if p.get('git_dirty') else ''}"
-                for p in prov]
-        versions = [", ".join(f"{lib} {p[key]}" for lib, key in
-                              (("stnlib", "stnlib_version"), ("torch", "torch_version"),
-                               ("Python", "python_version")) if key in p) for p in prov]
-        fields.append(CardField("Code", _counted(code)))
-        if any(versions):
-            fields.append(CardField("Software", _counted(v for v in versions if v)))
-        dates = sorted(str(p["date"])[:10] for p in prov if p.get("date"))
-        if dates:
-            fields.append(CardField("Trained", dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"))
-    else:
-        seed_list = _as_list(seeds)
-        fields.append(CardField("Seeds", ", ".join(str(s) for s in seed_list) if seed_list else "none (deterministic)"))
-        dev = _as_list(device)
-        fields.append(CardField("Device", "; ".join(map(str, dev)) if dev else "not recorded"))
-        fields.append(CardField("Wall time", format_duration(wall_time_s) if wall_time_s is not None
-                                else "computed live when the chapter runs"))
-        src = _as_list(data_source)
-        fields.append(CardField("Data", "; ".join(map(str, src)) if src else "none (synthetic inputs built in the chapter)"))
-        commit_list = _as_list(commits)
-        if commit_list:
-            fields.append(CardField("Code", "; ".join(map(str, commit_list))))
-        soft = _as_list(software)
-        if soft:
-            fields.append(CardField("Software", "; ".join(map(str, soft))))
-    dev_list = list(dict.fromkeys(str(d) for d in deviations))  # de-duplicated, order kept
-    return fields, dev_list
-
-
-def card_markdown(*, chapter: str, profile: str, **kwargs: Any) -> str:
-    """The card as Markdown text (also the notebook's plain-text fallback)."""
-    fields, deviations = card_fields(chapter=chapter, profile=profile, **kwargs)
-    lines = [f"**Reproducibility card: {chapter}**", ""]
-    lines += [f"- **{f.label}:** {f.value}" for f in fields]
-    lines.append("- **Deviations from the paper:**" + ("" if deviations else " none"))
-    lines += [f"  - {d}" for d in deviations]
-    return "\n".join(lines) + "\n"
-
-
-def _inline(text: str) -> str:
-    """HTML-escape ``text``, keeping the card's own ``**bold**`` marks."""
-    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
-
-
-def card_html(*, chapter: str, profile: str, **kwargs: Any) -> str:
-    """The card as an HTML admonition (styled by the book theme, plain in JupyterLab)."""
-    fields, deviations = card_fields(chapter=chapter, profile=profile, **kwargs)
-    rows = [f"<li><strong>{html.escape(f.label)}:</strong> {_inline(f.value)}</li>" for f in fields]
-    if deviations:
-        items = "".join(f"<li>{html.escape(d)}</li>" for d in deviations)
-        rows.append(f"<li><strong>Deviations from the paper:</strong><ul>{items}</ul></li>")
-    else:
-        rows.append("<li><strong>Deviations from the paper:</strong> none</li>")
-    return (
-        '<div class="admonition note reproducibility-card">\n'
-        f'<p class="admonition-title">Reproducibility card: {html.escape(chapter)}</p>\n'
-        f"<ul>\n{chr(10).join(rows)}\n</ul>\n</div>\n"
-    )
-
-
-def _html_class():
-    from IPython.display import HTML
-
-    class ReproducibilityCard(HTML):
-        """An HTML card whose plain-text form is the Markdown text (logs, terminals)."""
-
-        def __init__(self, html_text: str, markdown_text: str):
-            super().__init__(html_text)
-            self.markdown = markdown_text
-
-        def __repr__(self) -> str:
-            return self.markdown
-
-    return ReproducibilityCard
-
-
-def _live_device() -> str:
-    try:
-        import torch
-
-        from stnlib.hardware import device_name
-
-        return device_name("cuda" if torch.cuda.is_available() else "cpu")
-    except Exception:  # the card must never break a chapter
-        return "not recorded"
-
-
-def _live_code() -> tuple[list[str], list[str]]:
-    import platform
-
-    from stnlib import __version__
-
-    commits: list[str] = []
-    try:
-        from stnlib.records import git_commit
-
-        commit, dirty = git_commit()
-        if commit != "unknown":
-            commits.append(f"git {commit[:12]}{' + uncommitted changes' if dirty else ''}")
-    except Exception:
-        pass
-    software = [f"stnlib {__version__}"]
-    with contextlib.suppress(Exception):
-        import torch
-
-        software.append(f"torch {torch.__version__}")
-    software.append(f"Python {platform.python_version()}")
-    return commits, [", ".join(software)]
-
-
-def reproducibility_card(*, chapter: str, profile: str, records: Iterable[Mapping[str, Any]] = (),
-                         data_source: str | Iterable[str] | None = None,
-                         deviations: Iterable[str] = (), seeds: int | Iterable[int] | None = None,
-                         device: str | Iterable[str] | None = None,
-                         wall_time_s: float | None = None):
-    """A card summarising how a chapter's numbers were produced, for display as a chapter opens.
-
-    With ``records``, everything but the deviations is read from their provenance; without,
-    ``seeds``/``device``/``data_source``/``wall_time_s`` describe a live chapter (the device
-    and the code version default to this kernel's). When ``deviations`` is empty, the profile's
-    deviations for the records' experiments are taken from :mod:`stnlib.profiles`.
-
-    Returns an ``IPython.display.HTML`` object (a subclass whose text form is Markdown); the
-    pure builders are :func:`card_fields`, :func:`card_markdown` and :func:`card_html`.
-    """
-    records = [dict(r) for r in records]
-    deviations = list(deviations)
-    if not deviations and records:
-        from stnlib.profiles import deviations_for
-
-        for exp in dict.fromkeys(str(r["experiment"]) for r in records if r.get("experiment")):
-            with contextlib.suppress(ValueError):
-                deviations.extend(deviations_for(profile, exp))
-    kwargs: dict[str, Any] = {"records": records, "deviations": deviations}
-    if not records:
-        commits, software = _live_code()
-        kwargs.update(seeds=seeds, device=device if device is not None else _live_device(),
-                      wall_time_s=wall_time_s, data_source=data_source,
-                      commits=commits, software=software)
-    else:
-        kwargs.update(seeds=seeds, device=device, wall_time_s=wall_time_s, data_source=data_source)
-    cls = _html_class()
-    return cls(card_html(chapter=chapter, profile=profile, **kwargs),
-               card_markdown(chapter=chapter, profile=profile, **kwargs))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from stnlib import paper, tables, transforms
+from stnlib import paper, transforms
+from stnlib.report import display, tables
 
 
 def orient(slope, abs_r, dev, kind="rotation", x=None, y=None):
@@ -76,7 +77,7 @@ def test_table1_rejects_a_flat_record_dict():
 
 def test_table1_view_formats_mean_std_and_signed_difference():
     rot = {"cnn": [rec("cnn", 0, 0.02), rec("cnn", 1, 0.03)], "stn-sl1": [rec("stn-sl1", 0, 0.009)]}
-    v = tables.view(tables.table1({"mnist-rot": rot}))
+    v = display.view(tables.table1({"mnist-rot": rot}))
     assert list(v.index) == ["CNN", "STN-SL1"]
     assert v.loc["CNN", ("Rotation", "ours (%)")] == "2.50 ± 0.71"
     assert v.loc["STN-SL1", ("Rotation", "ours (%)")] == "0.90"
@@ -87,14 +88,14 @@ def test_table1_view_formats_mean_std_and_signed_difference():
 
 def test_render_is_deterministic_html_with_caption():
     rot = {"cnn": [rec("cnn", 0, 0.02)]}
-    a = tables.render(tables.table1({"mnist-rot": rot}), caption="Table 1").to_html()
-    b = tables.render(tables.table1({"mnist-rot": rot}), caption="Table 1").to_html()
+    a = display.render(tables.table1({"mnist-rot": rot}), caption="Table 1").to_html()
+    b = display.render(tables.table1({"mnist-rot": rot}), caption="Table 1").to_html()
     assert a == b
     assert "<caption>Table 1</caption>" in a and "2.00" in a and "1.71" in a
 
 
 def test_paper_table1_is_the_published_table():
-    v = tables.view(tables.paper_table1())
+    v = display.view(tables.paper_table1())
     assert v.loc["STN-SL1", "Rotation"] == "0.98%"
     assert v.loc["STN-C1", "Translation"] == "1.15%"
 
@@ -118,7 +119,7 @@ def test_table2_depth_rows_share_c0_at_x0():
     assert t.loc[3, ("SLX", "diff")] == pytest.approx(3.0 - 3.54)
     assert t.loc[8, ("DLX", "ours")] == pytest.approx(6.0)
     assert t.loc[6, ("CX", "seeds")] == 0
-    v = tables.view(t)
+    v = display.view(t)
     assert v.loc["X = 3", ("STN-CX", "ours (%)")] == "6.00 ± 1.41"
 
 
@@ -137,7 +138,7 @@ def test_orientation_table_rotation_means_over_seeds_and_skips_cnn():
     assert t.loc["stn-c1", "pooled_class_deviation"] == pytest.approx(45.0)
     assert t.loc["stn-c1", "seeds"] == 2
     assert t.attrs["kind"] == "rotation" and t.attrs["units"] == "deg"
-    v = tables.view(t)
+    v = display.view(t)
     assert v.loc["STN-SL1", "|r|"] == "0.80" and v.loc["STN-C1", "pooled dev. (°)"] == "45.0"
 
 
@@ -151,7 +152,7 @@ def test_orientation_table_translation_has_per_axis_columns():
     assert t.loc["stn-c1", "slope_x"] == pytest.approx(-1.0)
     assert t.loc["stn-c1", "pooled_class_deviation_y"] == pytest.approx(4.0)
     assert t.attrs["units"] == "px"
-    v = tables.view(t)
+    v = display.view(t)
     assert v.loc["STN-C1", ("y", "|r|")] == "0.70"
     assert v.loc["STN-C1", ("x and y (mean)", "pooled dev. (px)")] == "3.0"
 
@@ -248,7 +249,7 @@ def test_misalignment_table_averages_both_signs_and_seeds():
     assert t.loc["stn-c1", ("feature_maps", 45)] == pytest.approx((0.7 + 0.5) / 2)
     assert t.loc["stn-c1", ("after_st", 90)] == pytest.approx((0.6 + 0.4) / 2)
     assert t.attrs["kind"] == "rotation"
-    v = tables.view(t)
+    v = display.view(t)
     assert v.loc["STN-C1", ("ST outputs", "±90°")] == "0.50"
     with pytest.raises(ValueError, match="no point at ±30"):
         tables.misalignment_table(recs, at=(30,))
@@ -305,11 +306,11 @@ def test_design_table_reads_the_code():
 
 
 def test_fmt_mean_std():
-    assert tables.fmt_mean_std(1.234, 0.05) == "1.23 ± 0.05"
-    assert tables.fmt_mean_std(1.234) == "1.23"
-    assert tables.fmt_mean_std(float("nan"), 0.1) == "—"
-    assert tables.fmt_mean_std(0.5, digits=1, sign=True) == "+0.5"
-    assert tables.fmt_mean_std(-0.2, digits=0, sign=True) == "0"  # no "-0"
+    assert display.fmt_mean_std(1.234, 0.05) == "1.23 ± 0.05"
+    assert display.fmt_mean_std(1.234) == "1.23"
+    assert display.fmt_mean_std(float("nan"), 0.1) == "—"
+    assert display.fmt_mean_std(0.5, digits=1, sign=True) == "+0.5"
+    assert display.fmt_mean_std(-0.2, digits=0, sign=True) == "0"  # no "-0"
 
 
 def examples_summary(info, thetas, shape):
@@ -332,7 +333,7 @@ def test_examples_table_reads_theta_as_the_records_do():
     assert t[("stn-sl1", "angle")].tolist() == pytest.approx([-30.0, 60.0], abs=1e-4)
     assert t[("stn-c1", "angle")].tolist() == pytest.approx([0.0, 0.0], abs=1e-9)
     assert ("cnn", "angle") not in t.columns
-    v = tables.view(t)
+    v = display.view(t)
     assert v.loc["example 2", "STN-SL1 (°)"] == "+60"
     assert v.loc["example 1", "applied (°)"] == "+30"
 
@@ -346,4 +347,4 @@ def test_examples_table_translation_in_input_pixels():
     assert t[("applied", "dy")].tolist() == [-6.0, 2.0]
     assert t[("stn-c0", "dx")].tolist() == pytest.approx([-4.0, 10.0], abs=1e-5)
     assert t.attrs["kind"] == "translation"
-    assert tables.view(t).loc["example 2", "STN-C0 (dx, dy) px"] == "(+10.0, -2.0)"
+    assert display.view(t).loc["example 2", "STN-C0 (dx, dy) px"] == "(+10.0, -2.0)"

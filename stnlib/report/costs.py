@@ -1,0 +1,105 @@
+"""What the study cost: measured training time per chapter, and what the ``full`` profile would cost.
+
+Everything here is read from records (their provenance holds wall time, device and data source) and
+from committed GPU probes under ``benchmarks/results``; nothing is estimated from assumptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from stnlib import records
+from stnlib.nn import display_name
+from stnlib.paths import benchmark_results_root
+from stnlib.profiles import EXPERIMENTS, EXTENSION_MODELS, get_profile
+
+#: Which chapter trains which models of which experiment (for the cost table).
+_CHAPTER_RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("mnist", "mnist-rot", EXPERIMENTS["mnist-rot"]["models"]),
+    ("mnist", "mnist-trans", EXPERIMENTS["mnist-trans"]["models"]),
+    ("mnist", "mnist-rot-adam", EXPERIMENTS["mnist-rot-adam"]["models"]),
+    ("svhn", "svhn", EXPERIMENTS["svhn"]["models"]),
+    ("beyond", "mnist-rot", EXTENSION_MODELS.get("mnist-rot", ())),
+)
+
+
+def cost_table(profiles: str | Sequence[str], *, records_root: str | Path | None = None):
+    """Measured training cost per chapter, experiment and profile, from record provenance.
+
+    One row per (profile, chapter, experiment) with at least one record: runs, failed runs, wall
+    time (sum over runs, seconds), device(s) and data source(s); then one total row per profile.
+    Reads whatever records exist for the profiles' seeds; trains nothing.
+    """
+    import pandas as pd
+
+    profiles = [profiles] if isinstance(profiles, str) else list(profiles)
+    columns = ["profile", "chapter", "experiment", "runs", "failed", "models", "wall time (s)",
+               "device", "data"]
+    rows = []
+    for profile in profiles:
+        seeds = get_profile(profile).seeds
+        prof_rows = []
+        for chapter, exp, models in _CHAPTER_RUNS:
+            recs = [rec for model in models for seed in seeds
+                    if (rec := records.load_record(exp, model, profile, seed, root=records_root)) is not None]
+            if not recs:
+                continue
+            prov = [r["provenance"] for r in recs]
+            prof_rows.append({
+                "profile": profile, "chapter": chapter, "experiment": exp, "runs": len(recs),
+                "failed": sum(r["status"] != "complete" for r in recs),
+                "models": ", ".join(dict.fromkeys(display_name(r["model"]) for r in recs)),
+                "wall time (s)": round(sum(float(p.get("wall_time_s", 0.0)) for p in prov), 1),
+                "device": "; ".join(sorted({str(p.get("device", "unknown")) for p in prov})),
+                "data": "; ".join(sorted({str(p.get("data_source", "unknown")) for p in prov})),
+            })
+        if prof_rows:
+            devices = sorted({d for r in prof_rows for d in r["device"].split("; ")})
+            prof_rows.append({
+                "profile": profile, "chapter": "all", "experiment": "total",
+                "runs": sum(r["runs"] for r in prof_rows), "failed": sum(r["failed"] for r in prof_rows),
+                "models": "", "wall time (s)": round(sum(r["wall time (s)"] for r in prof_rows), 1),
+                "device": "; ".join(devices), "data": "",
+            })
+        rows.extend(prof_rows)
+    return pd.DataFrame(rows, columns=columns)
+
+
+#: Where GPU probes of the full profile are committed (``benchmarks/gpu_check.sh`` writes them).
+GPU_RESULTS = benchmark_results_root()
+
+
+def full_profile_estimate(results_root: str | Path | None = None):
+    """What one run of the ``full`` profile costs on a GPU, from committed probe measurements.
+
+    Reads every ``full_probe.jsonl`` under ``results_root`` (default :data:`GPU_RESULTS`): short
+    runs of the full profile's settings (``benchmarks/calibrate.py --profile full``), each with its
+    measured training throughput (img/s, evaluation excluded) and device. Returns one row per probe:
+    device, experiment, model, the probe's length, its img/s, and the time 150k iterations of batch
+    256 would take at that rate (training only; the full profile's periodic evaluations add a few
+    percent). Empty when no probe was committed.
+    """
+    import json
+
+    import pandas as pd
+
+    from stnlib.profiles import settings_for
+
+    root = Path(results_root) if results_root is not None else GPU_RESULTS
+    rows = []
+    for path in (sorted(root.glob("*/full_probe.jsonl")) if root is not None else []):
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            probe = json.loads(line)
+            s = settings_for("full", probe["experiment"])
+            ips = float(probe["train_images_per_s"])
+            rows.append({
+                "device": probe["device"], "experiment": probe["experiment"], "model": display_name(probe["model"]),
+                "probe (epochs)": probe["epochs"], "training img/s": round(ips),
+                "est. minutes per full run": round(s.iterations * s.batch_size / ips / 60, 1),
+                "source": f"{path.parent.name}/{path.name}",
+            })
+    return pd.DataFrame(rows, columns=["device", "experiment", "model", "probe (epochs)", "training img/s",
+                                       "est. minutes per full run", "source"])

@@ -1,0 +1,95 @@
+"""Results at a glance: what the book found, computed from the records, for the top of the book.
+
+Three parts: a trust line (which profile, how many seeds, on what hardware, how long the training took,
+real or synthetic SVHN, whether the paper's full protocol has been run), the verdicts on the paper's
+claims about trained networks, and the headline numbers, the paper's beside ours.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stnlib import claims, paper
+from stnlib.claims.evidence import Evidence
+from stnlib.claims.registry import get_claim
+from stnlib.claims.render import badge, headline
+from stnlib.nn import display_name
+from stnlib.profiles import EXPERIMENTS, get_profile
+from stnlib.report.display import format_duration
+
+
+def _records(ev: Evidence) -> list[dict[str, Any]]:
+    return [r for exp, e in EXPERIMENTS.items() for m in e["models"] for r in ev.records(exp, m)]
+
+
+def trust_line(profile: str, records_root: str | Path | None = None) -> str:
+    """One paragraph on how far to trust the numbers (HTML-safe plain text)."""
+    ev = Evidence(profile, records_root)
+    recs = _records(ev)
+    if not recs:
+        return f"No {profile} records exist yet: nothing below is a result."
+    seeds = sorted({r["seed"] for r in recs})
+    devices = sorted({r["provenance"]["device"] for r in recs})
+    precisions = sorted({r["provenance"].get("precision", "not recorded") for r in recs})
+    wall = sum(float(r["provenance"]["wall_time_s"]) for r in recs)
+    svhn = {r["provenance"]["data_source"] for r in recs if r["experiment"] == "svhn"}
+    svhn_text = ("no SVHN records" if not svhn else "SVHN: the synthetic stand-in, not real SVHN"
+                 if any("synthetic" in s for s in svhn) else "SVHN: real format 1")
+    full = Evidence("full", records_root)
+    n_full = len(_records(full)) if profile != "full" else len(recs)
+    full_text = ("the paper's full protocol has not been run (no full records)" if n_full == 0 else
+                 f"{n_full} runs of the paper's full protocol exist")
+    return (f"Profile {profile}: {len(recs)} training runs, seeds {', '.join(map(str, seeds))} "
+            f"(the profile has {len(get_profile(profile).seeds)}), {format_duration(wall)} of training on "
+            f"{'; '.join(devices)} in {'; '.join(precisions)}. {svhn_text}; {full_text}.")
+
+
+def _table1_rows(ev: Evidence) -> list[str]:
+    rows = []
+    for m in ("cnn", "stn-c0", "stn-c1", "stn-sl1"):
+        cells = [f"<td>{html.escape(display_name(m))}</td>"]
+        for exp in ("mnist-rot", "mnist-trans"):
+            ours = ev.estimate(exp, m, "error").show(unit="%") if ev.records(exp, m) else "—"
+            cells.append(f"<td>{paper.TABLE1_ERROR_PERCENT[exp][m]:.2f}%</td><td>{html.escape(ours)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return rows
+
+
+def table1_html(profile: str, records_root: str | Path | None = None) -> str:
+    """The paper's Table 1 beside ours (mean ± sd over seeds) in one compact table."""
+    ev = Evidence(profile, records_root)
+    head = ("<thead><tr><th></th><th colspan=2>rotation</th><th colspan=2>translation</th></tr>"
+            "<tr><th>model</th><th>paper</th><th>ours</th><th>paper</th><th>ours</th></tr></thead>")
+    return (f'<table class="glance-table"><caption>Test error, paper Table 1 beside ours ({html.escape(profile)}, '
+            f"mean ± sd over seeds)</caption>{head}<tbody>{''.join(_table1_rows(ev))}</tbody></table>")
+
+
+def verdicts_html(verdicts: Sequence[claims.Verdict]) -> str:
+    """The paper's claims about trained networks with their verdicts (the evidence is in the chapters)."""
+    rows = []
+    for v in verdicts:
+        c = get_claim(v.claim_id)
+        if c.exact:
+            continue
+        tag = " <i>(added)</i>" if c.source == "added" else ""
+        link = f'<a href="{c.chapter}.html">{html.escape(c.chapter)}</a>'
+        rows.append(f"<tr><td>{html.escape(c.title)}{tag}</td><td>{link}</td><td>{badge(v.verdict)}</td></tr>")
+    return ('<table class="glance-table"><thead><tr><th>claim</th><th>chapter</th><th>verdict</th></tr></thead>'
+            "<tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def at_a_glance(profile: str, records_root: str | Path | None = None) -> str:
+    """The whole "Results at a glance" block as HTML."""
+    verdicts = claims.evaluate(profile, records_root=records_root)
+    parts = [
+        '<div class="admonition important results-at-a-glance"><p class="admonition-title">Results at a glance</p>',
+        f"<p>{html.escape(trust_line(profile, records_root))}</p>",
+        f"<p>{html.escape(headline(verdicts))}</p>",
+        verdicts_html(verdicts),
+        table1_html(profile, records_root),
+        "</div>",
+    ]
+    return "\n".join(parts)
