@@ -98,6 +98,8 @@ class TrainSettings:
     svhn_source: str = "auto"
     svhn_n_train: int | None = None
     svhn_n_test: int | None = None
+    #: Difficulty of the synthetic SVHN stand-in (``stnlib.data.svhn.synthetic.DIFFICULTIES``; None = "paper-like").
+    svhn_difficulty: str | None = None
     #: Write a resumable checkpoint every this many iterations.
     checkpoint_every: int = 500
 
@@ -113,7 +115,7 @@ class TrainSettings:
 
 
 #: TrainSettings fields omitted from ``to_dict`` (and the config hash) while ``None``.
-_LATE_FIELDS = ("dropout",)
+_LATE_FIELDS = ("dropout", "svhn_difficulty")
 
 
 @dataclass(frozen=True)

@@ -471,3 +471,16 @@ def test_get_task_delegates_and_bad_names(tmp_path):
         svhn.get_svhn_task("test", root=tmp_path, source="synthetic", n_test=0)
     with pytest.raises(FileNotFoundError, match="ufldl"):
         svhn.get_svhn_task("test", root=tmp_path, source="real")
+
+
+def test_stand_in_difficulties_are_named_and_plain_is_milder():
+    with pytest.raises(ValueError, match=r"'hard'.*paper-like, plain"):
+        synthetic.difficulty("hard")
+    assert synthetic.difficulty("paper-like") == synthetic.SyntheticSVHNConfig()
+    _, plain_labels, plain = synthetic.make_synthetic_svhn(64, seed=1, config=synthetic.difficulty("plain"),
+                                                           return_pose=True)
+    _, _, hard = synthetic.make_synthetic_svhn(64, seed=1, return_pose=True)
+    # "plain" draws at most three digits and rotates less; the labels keep the five-position format.
+    assert plain["n_digits"].max() <= 3 and plain_labels.shape == (64, 5)
+    assert np.abs(plain["angle_deg"]).max() <= 15.0 + 1e-6
+    assert np.abs(hard["angle_deg"]).max() > np.abs(plain["angle_deg"]).max()

@@ -22,6 +22,16 @@ def test_config_hash_ignores_key_order_but_not_values():
     assert len(records.config_hash({})) == 16
 
 
+def test_config_hash_leaves_deviation_wording_out_from_protocol_2_only():
+    v1 = {"protocol_version": 1, "lr": 0.01, "deviations": ["a"]}
+    v2 = {**v1, "protocol_version": 2}
+    # Version 1 records hashed their deviations: keep them valid as they are.
+    assert records.config_hash(v1) != records.config_hash({**v1, "deviations": ["b"]})
+    # From version 2 on, rewording a deviation leaves the hash alone; a setting still changes it.
+    assert records.config_hash(v2) == records.config_hash({**v2, "deviations": ["b"]})
+    assert records.config_hash(v2) != records.config_hash({**v2, "lr": 0.02})
+
+
 def test_atomic_write_leaves_no_temp_files_and_roundtrips(tmp_path):
     p = records.atomic_write_json(tmp_path / "x" / "r.json", _rec())
     assert records.read_record(p)["metrics"]["test_error"] == 0.5

@@ -281,32 +281,37 @@ def error_vs_depth(ours: Mapping[str, Sequence[float]], paper: Mapping[str, floa
                    ours_label: str, paper_label: str = "paper, real SVHN") -> plt.Figure:
     """The paper's Table 2 as a figure: error against placement depth X, one line per family.
 
-    ``ours`` maps a model to its error (%) per seed (mean with the seeds' range), ``paper`` to the
-    published error. On the same axes when the two scales are within a factor 4, else side by side.
+    ``ours`` maps a model to its error (%) per seed (mean, with the seeds' range as error bars), ``paper``
+    to the published error (dashed, open markers). On the same axes when the two scales are within a
+    factor 4 of each other, else side by side. A family the paper does not report (DLX) gets no paper line.
     """
     fams = {"c": "STN-CX", "sl": "STN-SLX", "dl": "STN-DLX"}
     key = (lambda f, d: "stn-c0" if d == 0 else f"stn-{f}{d}")
-    ours_max = max(float(np.mean(v)) for v in ours.values())
-    same_axes = ours_max <= 4 * max(paper.values())
-    fig, axes = plt.subplots(1, 1 if same_axes else 2, figsize=(COLUMN_IN if same_axes else WIDE_IN, 3.0),
+    same_axes = max(float(np.mean(v)) for v in ours.values()) <= 4 * max(paper.values())
+    fig, axes = plt.subplots(1, 1 if same_axes else 2, figsize=(COLUMN_IN if same_axes else WIDE_IN, 3.3),
                              squeeze=False)
     ax_ours, ax_paper = axes[0][0], axes[0][0 if same_axes else 1]
     for f, name in fams.items():
         ds = [d for d in depths if key(f, d) in ours]
-        if ds:
+        if len(ds) > 1:
             vals = [ours[key(f, d)] for d in ds]
-            kw = line_kwargs(key(f, ds[-1]))
-            ax_ours.errorbar(ds, [np.mean(v) for v in vals], yerr=[[np.mean(v) - min(v) for v in vals],
-                             [max(v) - np.mean(v) for v in vals]], capsize=3, label=f"{name}, ours", **kw)
+            mean = [float(np.mean(v)) for v in vals]
+            ax_ours.errorbar(ds, mean, yerr=[[m - min(v) for m, v in zip(mean, vals)],
+                                             [max(v) - m for m, v in zip(mean, vals)]],
+                             capsize=3, label=f"{name}" + (", ours" if same_axes else ""), **line_kwargs(key(f, ds[-1])))
         pd = [d for d in depths if key(f, d) in paper]
-        if pd:
-            ax_paper.plot(pd, [paper[key(f, d)] for d in pd], label=f"{name}, {paper_label}",
+        if len(pd) > 1:  # X = 0 alone is STN-C0, shared by every family: no line of its own
+            ax_paper.plot(pd, [paper[key(f, d)] for d in pd], label=f"{name}" + (", paper" if same_axes else ""),
                           **line_kwargs(key(f, pd[-1]), paper=True))
-    ax_ours.set(xlabel="X (layers before the ST)", ylabel="sequence error (%)", xticks=list(depths))
-    ax_ours.set_title(ours_label if not same_axes else "")
-    if not same_axes:
-        ax_paper.set(xlabel="X (layers before the ST)", xticks=list(depths), title=paper_label)
-        ax_paper.legend()
-    ax_ours.legend()
-    fig.tight_layout()
+    for ax, title in ((ax_ours, ours_label), (ax_paper, paper_label)):
+        ax.set(xlabel="X (blocks before the ST)", xticks=list(depths))
+        if not same_axes:
+            ax.set_title(title)
+    ax_ours.set_ylabel("sequence error (%)")
+    handles, labels = ax_ours.get_legend_handles_labels()
+    if same_axes:
+        ax_ours.legend()
+    else:
+        fig.legend(handles, labels, loc="lower center", ncols=len(labels), frameon=False)
+    fig.tight_layout(rect=(0, 0 if same_axes else 0.1, 1, 1))
     return fig
