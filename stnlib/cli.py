@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout-min", type=int, default=24 * 60,
                    help="local, slurm: time limit per task in minutes; a task that reaches it is requeued "
                         "and resumes from its checkpoint (default: %(default)s)")
-    s.add_argument("--gpus-per-task", type=int, default=0, help="local, slurm: GPUs per run (default: 0)")
+    s.add_argument("--gpus-per-task", type=int, default=None,
+                   help="local, slurm: GPUs per run (default: slurm none; local all of this machine's, shared)")
     s.add_argument("--cpus-per-task", type=int, default=None,
                    help="local, slurm: CPUs per run; also PyTorch's thread count in the task")
     s.add_argument("--mem-gb", type=float, default=None, help="slurm: memory per run in GB")

@@ -63,7 +63,8 @@ class Resources:
     """What each task asks for. ``jobs``: runs at once (``local``) or the array's ``%`` throttle (``slurm``)."""
 
     timeout_min: int = 24 * 60
-    gpus_per_task: int = 0
+    #: ``None``: slurm asks for none; local lets every run see all of this machine's GPUs.
+    gpus_per_task: int | None = None
     cpus_per_task: int | None = None
     mem_gb: float | None = None
     partition: str | None = None
@@ -76,7 +77,7 @@ class Resources:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, not {value}")
-        if self.gpus_per_task < 0:
+        if self.gpus_per_task is not None and self.gpus_per_task < 0:
             raise ValueError(f"gpus_per_task must be 0 or more, not {self.gpus_per_task}")
         if self.mem_gb is not None and self.mem_gb <= 0:
             raise ValueError(f"mem_gb must be positive, not {self.mem_gb}")
@@ -232,9 +233,16 @@ def _fresh_log_folder(log_root: str | os.PathLike | None) -> Path:
 def _executor(launcher: str, r: Resources, folder: Path) -> submitit.AutoExecutor:
     executor = submitit.AutoExecutor(folder=folder, cluster=launcher, slurm_max_num_timeout=r.max_timeouts,
                                      local_max_num_timeout=r.max_timeouts)
+    gpus = r.gpus_per_task
+    if launcher == "local" and gpus is None:
+        # submitit's local executor sets CUDA_VISIBLE_DEVICES to the GPUs a job asks for, none by
+        # default: left at that, a sweep on a GPU box would silently train on its CPU.
+        import torch
+
+        gpus = torch.cuda.device_count()
     params: dict[str, Any] = dict(timeout_min=r.timeout_min, cpus_per_task=r.cpus_per_task, mem_gb=r.mem_gb,
                                   # one task per job, so GPUs per node are the task's GPUs
-                                  gpus_per_node=r.gpus_per_task, name="stnlib")
+                                  gpus_per_node=gpus, name="stnlib")
     if launcher == "slurm":
         params.update(slurm_partition=r.partition, slurm_array_parallelism=r.jobs)
     executor.update_parameters(**params)

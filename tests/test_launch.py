@@ -105,6 +105,16 @@ def test_local_runs_processes_and_names_the_job_and_log_of_a_failure(roots, monk
     assert "STNLIB_NO_TRAIN is set" in bad.error and f"log {bad.log}" in bad.error
 
 
+@pytest.mark.parametrize("asked, visible", [(None, 2), (0, 0), (1, 1)])
+def test_local_runs_see_the_gpus_of_the_machine_unless_told(tmp_path, monkeypatch, asked, visible):
+    # submitit's local executor hides every GPU from a job that asks for none (CUDA_VISIBLE_DEVICES="").
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    executor = launch._executor("local", launch.Resources(gpus_per_task=asked), tmp_path)
+    assert executor._executor.parameters["gpus_per_node"] == visible
+
+
 def test_each_call_gets_a_fresh_log_folder(roots):
     # A restarted cluster numbers jobs from 1 again; reusing a folder would read old result files.
     a, b = launch._fresh_log_folder(None), launch._fresh_log_folder(None)
