@@ -9,7 +9,7 @@ KERNEL  ?= stnlib
 CHAPTERS ?=
 LOCK    := requirements-lock.txt
 
-.PHONY: setup data book book-only execute test test-fast lab bench lock clean check-html vendor-mathjax
+.PHONY: setup data book book-only execute test test-fast slurm-test lab bench lock clean check-html vendor-mathjax
 
 setup: $(VENV)/.installed
 
@@ -59,6 +59,13 @@ test: setup data
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The launcher's SLURM tests against a real single-node cluster, started and stopped here (root:
+# it installs Debian's slurm and munge packages when missing). The tests fail, not skip, without it.
+slurm-test: setup data
+	bash tools/slurm/cluster.sh start && \
+	  STNLIB_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q -rs -m slurm tests/test_launch.py; rc=$$?; \
+	  bash tools/slurm/cluster.sh stop; exit $$rc
 
 lab: setup
 	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --allow-root

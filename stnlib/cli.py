@@ -10,8 +10,11 @@ import sys
 import time
 from typing import Sequence
 
+from stnlib.hardware import DeviceUnavailable
+from stnlib.launch import LaunchError
 from stnlib.nn import valid_models
 from stnlib.profiles import EXPERIMENTS, PROFILES, SWEEPS, get_profile
+from stnlib.runs import RunOutOfMemory
 
 
 def _catalogue() -> str:
@@ -63,8 +66,27 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, nargs="*", default=None,
                    help="seeds (default: the profile's)")
     s.add_argument("--models", nargs="*", default=None, help="only these models")
-    s.add_argument("--device", default=None)
+    s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available where it runs)")
     s.add_argument("--fresh", action="store_true")
+    s.add_argument("--launcher", default="inline",
+                   help="inline (one after the other here), local (parallel processes here), "
+                        "slurm (a SLURM job array)")
+    s.add_argument("--jobs", type=int, default=None,
+                   help="local: runs at once (default: all); slurm: array tasks running at once")
+    s.add_argument("--partition", default=None, help="slurm: the partition (default: the cluster's)")
+    s.add_argument("--timeout-min", type=int, default=24 * 60,
+                   help="local, slurm: time limit per task in minutes; a task that reaches it is requeued "
+                        "and resumes from its checkpoint (default: %(default)s)")
+    s.add_argument("--gpus-per-task", type=int, default=None,
+                   help="local, slurm: GPUs per run (default: slurm none; local all of this machine's, shared)")
+    s.add_argument("--cpus-per-task", type=int, default=None,
+                   help="local, slurm: CPUs per run; also PyTorch's thread count in the task")
+    s.add_argument("--mem-gb", type=float, default=None, help="slurm: memory per run in GB")
+    s.add_argument("--log-dir", default=None,
+                   help="local, slurm: where each sweep makes its folder of job scripts and logs "
+                        "(default: <checkpoints>/submitit; on a cluster it must be on a shared file system)")
+    s.add_argument("--yes", action="store_true",
+                   help="start even when the plan is refused (the full profile without a GPU)")
 
     b = sub.add_parser("book", help="execute every chapter with papermill for a profile")
     b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for stnlib.book")
@@ -88,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "sweep":
             return _sweep(args)
-    except (ValueError, FileNotFoundError, ConnectionError) as e:
+    except (ValueError, FileNotFoundError, ConnectionError, DeviceUnavailable, RunOutOfMemory, LaunchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
@@ -116,24 +138,37 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from stnlib.runs import sweep_runs, train_or_load
-    from stnlib.train import TrainingDiverged
+    from stnlib import launch
+    from stnlib.hardware import device_name, resolve_device
+    from stnlib.runs import estimate_seconds, sweep_runs
 
-    jobs = [(s.experiment, s.model, s.seed) for s in
-            sweep_runs(args.sweep, args.profile, models=args.models or None, seeds=args.seeds)]
-    failed = []
+    launcher = launch.check_launcher(args.launcher)
+    resources = launch.Resources(timeout_min=args.timeout_min, gpus_per_task=args.gpus_per_task,
+                                 cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+                                 partition=args.partition, jobs=args.jobs)
+    specs = sweep_runs(args.sweep, args.profile, models=args.models or None, seeds=args.seeds)
+    # Runs here (inline, local) use this machine's device: resolve it now, so a missing GPU is one
+    # line before anything starts. On SLURM the nodes decide; this machine may have no GPU at all.
+    here = launcher != "slurm"
+    device = device_name(resolve_device(args.device)) if here else None
+    if args.profile != "smoke":
+        to_run, stored = launch.pending(specs, fresh=args.fresh)
+        print(f"sweep {args.sweep} [{args.profile}] with launcher {launcher}:")
+        for line in launch.describe_plan(to_run, stored, estimate_seconds(to_run, device), device):
+            print("  " + line)
+        if args.profile == "full" and here and to_run and not device.startswith("cuda") and not args.yes:
+            print(f"error: refusing to train {len(to_run)} run(s) of the full profile (the paper's 150k iterations) "
+                  f"on {device}: it is meant for a GPU. Use a machine with one, or --launcher slurm "
+                  "--gpus-per-task 1; pass --yes to start here anyway.", file=sys.stderr)
+            return 2
     t0 = time.perf_counter()
-    for exp, m, seed in jobs:
-        try:
-            rec = train_or_load(exp, m, args.profile, seed, fresh=args.fresh, device=args.device)
-            print(f"  {exp:15s} {m:8s} seed {seed}: {100 * rec['metrics']['test_error']:.2f}%"
-                  f"  ({rec['provenance']['wall_time_s']:.0f} s)")
-        except TrainingDiverged as e:
-            failed.append(str(e))
-            print(f"  FAILED: {e}", file=sys.stderr)
-    print(f"sweep {args.sweep} [{args.profile}]: {len(jobs)} runs, "
+    result = launch.launch(specs, launcher, resources=resources, fresh=args.fresh, device=args.device,
+                           log_root=args.log_dir, log=lambda line: print("  " + line))
+    print(f"sweep {args.sweep} [{args.profile}]: {len(specs)} runs, {result.submitted} run here or submitted, "
           f"{time.perf_counter() - t0:.0f} s in this call")
-    if failed:
-        print(f"{len(failed)} run(s) diverged", file=sys.stderr)
+    for failure in result.failures:
+        print(f"FAILED: {failure.error}", file=sys.stderr)
+    if result.failures:
+        print(f"{len(result.failures)} of {len(specs)} run(s) failed", file=sys.stderr)
         return 1
     return 0

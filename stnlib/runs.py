@@ -6,21 +6,32 @@ a changed profile therefore retrains and is never silently mixed with old number
 :func:`stnlib.paths.records_root`; setting ``STNLIB_NO_TRAIN`` turns a missing or stale record of a
 real profile into an error instead of hours of training (CI builds the book that way).
 
-Launchers that run many of these at once (a local pool, SLURM) live in :mod:`stnlib.launch`.
+Launchers that run many of these at once (a local pool, SLURM) live in :mod:`stnlib.launch`;
+:func:`estimate_seconds` says what a list of runs will cost on a device before any of it starts.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable
+import re
+import statistics
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import torch
+
 from stnlib import records, train
-from stnlib.paths import describe_records_root
-from stnlib.profiles import get_experiment, get_profile, get_sweep
+from stnlib.paths import benchmark_results_root, describe_records_root, records_root
+from stnlib.profiles import get_experiment, get_profile, get_sweep, settings_for
 
 NO_TRAIN_ENV = "STNLIB_NO_TRAIN"
+
+
+class RunOutOfMemory(RuntimeError):
+    """A run did not fit in the GPU's memory; the message names the batch size to lower."""
 
 
 @dataclass(frozen=True, order=True)
@@ -70,7 +81,16 @@ def train_or_load(experiment: str, model: str, profile: str, seed: int, *,
             f"{records.record_path(experiment, model, profile, seed, root).parent} and {NO_TRAIN_ENV} is set; "
             f"train it with `python -m stnlib train {experiment} {model} --profile {profile} --seed {seed}` "
             f"(records are read from {describe_records_root() if root is None else root})")
-    return train.train(experiment, model, profile, seed, records_root=root, **train_kwargs)
+    try:
+        return train.train(experiment, model, profile, seed, records_root=root, **train_kwargs)
+    except torch.cuda.OutOfMemoryError as e:
+        # PyTorch's message is pages of allocator statistics; the fix is one setting of the profile.
+        s = settings_for(profile, experiment)
+        raise RunOutOfMemory(
+            f"{spec}: CUDA ran out of memory at batch size {s.batch_size}; lower batch_size in the "
+            f"{profile!r} profile's settings for {experiment!r} (stnlib/profiles.py; this changes the config "
+            f"and so retrains), or use a GPU with more free memory. PyTorch said: "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
 
 def experiment_runs(experiment: str, profile: str, *, models: Iterable[str] | None = None,
@@ -118,3 +138,109 @@ def load_experiment(experiment: str, profile: str, *, models: Iterable[str] | No
 def stored_records(specs: Iterable[RunSpec], root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """The complete, up-to-date records of ``specs`` that exist (never trains)."""
     return [rec for spec in specs if (rec := spec.stored(root)) is not None]
+
+
+# ---------------------------------------------------------------------------------------
+# cost estimates
+
+def device_kind(name: str) -> str:
+    """What makes two devices comparable for wall time: the GPU model, or a CPU's core count.
+
+    ``name`` is a record's ``provenance["device"]`` or :func:`stnlib.hardware.device_name`:
+    ``"cuda: NVIDIA H200"`` stays as it is, ``"cpu: AMD EPYC (2 cores, 2 threads)"`` becomes
+    ``"cpu, 2 cores"``: CPU models vary too much in name to match on, and a 2-core machine's records
+    say more about another 2-core machine than about a 64-core one.
+    """
+    if name.startswith("cpu"):
+        cores = re.search(r"\((\d+) cores", name)
+        return f"cpu, {cores.group(1)} cores" if cores else "cpu"
+    return name.split(" (")[0]
+
+
+def read_probes(results_root: str | os.PathLike | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every committed GPU probe (``<results>/*/full_probe.jsonl``, one JSON object a line) with its file.
+
+    A probe is a short run of the full profile's settings with its measured training throughput
+    (``train_images_per_s``, evaluation excluded), ``experiment``, ``model`` and ``device``
+    (``benchmarks/calibrate.py --profile full`` writes them). ``results_root`` defaults to the clone's
+    ``benchmarks/results``; outside a clone there are none.
+    """
+    root = Path(results_root) if results_root is not None else benchmark_results_root()
+    for path in (sorted(root.glob("*/full_probe.jsonl")) if root is not None else []):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                yield path, json.loads(line)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The expected wall time of one run on one kind of device, and where the number comes from.
+
+    ``seconds`` is ``None`` when nothing measured on that kind of device covers the run;
+    ``reference`` is then the best number from another device, ``(seconds, device, source)``, if any.
+    """
+
+    seconds: float | None
+    source: str
+    reference: tuple[float, str, str] | None = None
+
+
+def _record_times(spec: RunSpec, root: str | os.PathLike | None) -> dict[str, list[tuple[float, str]]]:
+    """Wall times of the complete records of ``spec``'s (experiment, model, profile), any seed, by device kind."""
+    folder = records_root(root) / spec.profile / spec.experiment
+    out: dict[str, list[tuple[float, str]]] = {}
+    for path in sorted(folder.glob(f"{spec.model}-seed*.json")):
+        try:
+            rec = records.read_record(path)
+        except records.RecordError:
+            continue  # a corrupt record says nothing about cost; training it reports the problem
+        if rec["model"] == spec.model and rec["status"] == "complete":
+            prov = rec["provenance"]
+            out.setdefault(device_kind(prov["device"]), []).append((float(prov["wall_time_s"]), prov["device"]))
+    return out
+
+
+def _probe_times(spec: RunSpec, probes: list[tuple[Path, dict[str, Any]]]) -> dict[str, tuple[float, str]]:
+    """Training time of ``spec`` at each probed device's throughput (iterations × batch size / img/s)."""
+    s = settings_for(spec.profile, spec.experiment)
+    out: dict[str, tuple[float, str]] = {}
+    for path, probe in probes:
+        if (probe["experiment"], probe["model"]) == (spec.experiment, spec.model):
+            seconds = s.iterations * s.batch_size / float(probe["train_images_per_s"])
+            out[device_kind(probe["device"])] = (seconds, f"{path.parent.name}/{path.name}")
+    return out
+
+
+def estimate_seconds(specs: Iterable[RunSpec], device: str | None, *,
+                     root: str | os.PathLike | None = None,
+                     results_root: str | os.PathLike | None = None) -> list[Estimate]:
+    """The expected wall time of each run of ``specs`` on ``device`` (a device name, or ``None``: unknown).
+
+    In order: (a) the median wall time of existing complete records of the same (experiment, model,
+    profile), any seed, made on the same kind of device (:func:`device_kind`); (b) a committed GPU probe
+    of the same (experiment, model) on that kind of device, scaled to the run's iterations × batch
+    size (training only: periodic evaluations add a few percent); (c) otherwise unknown, with the
+    number from another device as a reference where one exists.
+    """
+    kind = device_kind(device) if device is not None else None
+    probes = list(read_probes(results_root))
+    out = []
+    for spec in specs:
+        times = _record_times(spec, root)
+        probed = _probe_times(spec, probes)
+        if kind in times:
+            walls = times[kind]
+            out.append(Estimate(statistics.median(w for w, _ in walls),
+                                f"{len(walls)} record(s) on {walls[0][1]}"))
+        elif kind in probed:
+            out.append(Estimate(probed[kind][0], f"GPU probe {probed[kind][1]}"))
+        else:
+            ref = None
+            if times:
+                other, walls = next(iter(times.items()))
+                ref = (statistics.median(w for w, _ in walls), walls[0][1], f"{len(walls)} record(s)")
+            elif probed:
+                other, (seconds, source) = next(iter(probed.items()))
+                ref = (seconds, other, f"GPU probe {source}")
+            out.append(Estimate(None, "unknown", ref))
+    return out

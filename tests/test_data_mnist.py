@@ -10,8 +10,6 @@ import hashlib
 import math
 import os
 import shutil
-import sys
-import types
 import zipfile
 from pathlib import Path
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import sys
 import tarfile
 import urllib.error
@@ -16,7 +15,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from stnlib.data import svhn

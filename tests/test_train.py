@@ -11,13 +11,6 @@ from stnlib import profiles, records, runs, train
 from stnlib.profiles import EXPERIMENTS
 
 
-@pytest.fixture
-def roots(tmp_path, monkeypatch):
-    monkeypatch.setenv("STNLIB_RECORDS", str(tmp_path / "records"))
-    monkeypatch.setenv("STNLIB_CHECKPOINTS", str(tmp_path / "ckpt"))
-    return tmp_path
-
-
 def _strip(rec):
     rec = json.loads(json.dumps(rec))
     rec.pop("provenance")

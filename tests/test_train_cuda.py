@@ -17,8 +17,7 @@ import torch
 from stnlib import profiles, records
 from stnlib.train import packed
 from stnlib.train.cuda import no_host_sync
-from test_train_packed import (PARAM_ATOL, SEEDS, _assert_same_run, _gpu_full, _separate,  # noqa: F401
-                               roots, tiny)
+from test_train_packed import PARAM_ATOL, SEEDS, _assert_same_run, _gpu_full, _separate
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(),

@@ -80,26 +80,20 @@ def full_profile_estimate(results_root: str | Path | None = None):
     256 would take at that rate (training only; the full profile's periodic evaluations add a few
     percent). Empty when no probe was committed.
     """
-    import json
-
     import pandas as pd
 
     from stnlib.profiles import settings_for
+    from stnlib.runs import read_probes
 
-    root = Path(results_root) if results_root is not None else GPU_RESULTS
     rows = []
-    for path in (sorted(root.glob("*/full_probe.jsonl")) if root is not None else []):
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            probe = json.loads(line)
-            s = settings_for("full", probe["experiment"])
-            ips = float(probe["train_images_per_s"])
-            rows.append({
-                "device": probe["device"], "experiment": probe["experiment"], "model": display_name(probe["model"]),
-                "probe (epochs)": probe["epochs"], "training img/s": round(ips),
-                "est. minutes per full run": round(s.iterations * s.batch_size / ips / 60, 1),
-                "source": f"{path.parent.name}/{path.name}",
-            })
+    for path, probe in read_probes(results_root if results_root is not None else GPU_RESULTS):
+        s = settings_for("full", probe["experiment"])
+        ips = float(probe["train_images_per_s"])
+        rows.append({
+            "device": probe["device"], "experiment": probe["experiment"], "model": display_name(probe["model"]),
+            "probe (epochs)": probe["epochs"], "training img/s": round(ips),
+            "est. minutes per full run": round(s.iterations * s.batch_size / ips / 60, 1),
+            "source": f"{path.parent.name}/{path.name}",
+        })
     return pd.DataFrame(rows, columns=["device", "experiment", "model", "probe (epochs)", "training img/s",
                                        "est. minutes per full run", "source"])
