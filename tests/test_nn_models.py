@@ -1,4 +1,4 @@
-"""stnlib.nn.models: the factory, shapes, exact parameter counts (spec §4), where each ST sits, parameter groups."""
+"""stnlib.nn.models: the factory, shapes, exact parameter counts (book/protocol.md, Networks), where each ST sits, parameter groups."""
 
 from __future__ import annotations
 

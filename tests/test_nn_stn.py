@@ -1,4 +1,4 @@
-"""stnlib.nn.stn: identity start, theta plumbing, output size, and the loc heads' sizes (spec §2.1, §4.2, §4.3)."""
+"""stnlib.nn.stn: identity start, theta plumbing, output size, and the loc heads' sizes (book/protocol.md, Networks)."""
 
 from __future__ import annotations
 

@@ -300,8 +300,8 @@ def test_design_table_reads_the_code():
     assert t.loc["localisation head", "Rotation"] == "CNNm"
     assert t.loc["localisation head", "Translation"] == "CNNt"
     assert t.loc["ST padding", "Translation"] == "border"
-    assert t.loc["parameters, cnn", "Rotation"] == "208,586"  # spec §4.1
-    assert t.loc["ST output of C0, SL1, DL1 / of C1", "Translation"] == "1×30×30 / 64×13×13"  # spec §4.1
+    assert t.loc["parameters, cnn", "Rotation"] == "208,586"  # book/protocol.md, Networks
+    assert t.loc["ST output of C0, SL1, DL1 / of C1", "Translation"] == "1×30×30 / 64×13×13"  # book/protocol.md, Networks
     assert t.loc["ST output of C0, SL1, DL1 / of C1", "Rotation"] == "1×28×28 / 64×10×10"
 
 

@@ -94,19 +94,35 @@ def evidence_html(v: Verdict) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
+def _ledger_row(v: Verdict) -> str:
+    c = get_claim(v.claim_id)
+    tag = " <i>(added question)</i>" if c.source == "added" else ""
+    claim = (f"<b>{html.escape(c.title)}</b>{tag}<br><small>{html.escape(c.reference)}<br>"
+             f"<b>paper:</b> {html.escape(c.paper)}<br><b>ours:</b> {html.escape(v.ours)}</small>"
+             f"<details><summary>evidence</summary>{evidence_html(v)}</details>")
+    return f"<tr><td>{claim}</td><td>{badge(v.verdict)}</td></tr>"
+
+
+#: The two parts of the ledger, in the order shown: trained networks first (the headline), then the
+#: exact constructions, which hold unless there is a bug and so are never counted with them.
+LEDGER_PARTS = (
+    (False, "Claims about trained networks"),
+    (True, "Exact constructions (checked to float precision, reported apart)"),
+)
+
+
 def ledger_html(verdicts: Sequence[Verdict]) -> str:
-    """The ledger as one table that fits the text column: claim (with its evidence in a dropdown), the
-    paper's numbers against ours, and the verdict."""
-    rows = []
-    for v in verdicts:
-        c = get_claim(v.claim_id)
-        tag = " <i>(added question)</i>" if c.source == "added" else ""
-        claim = (f"<b>{html.escape(c.title)}</b>{tag}<br><small>{html.escape(c.reference)}</small>"
-                 f"<details><summary>evidence</summary>{evidence_html(v)}</details>")
-        numbers = (f"<small><b>paper:</b> {html.escape(c.paper)}<br><b>ours:</b> {html.escape(v.ours)}</small>")
-        rows.append(f"<tr><td>{claim}</td><td>{numbers}</td><td>{badge(v.verdict)}</td></tr>")
-    return ('<table class="claims-ledger"><thead><tr><th>claim</th><th>paper and ours</th><th>verdict</th></tr>'
-            "</thead><tbody>" + "".join(rows) + "</tbody></table>")
+    """The ledger as one two-column table that fits the text column (a phone's too): each claim with the
+    paper's numbers, ours and its evidence (in a dropdown), and its verdict; the claims about trained
+    networks and the exact constructions in two labelled parts of the same table."""
+    parts = []
+    for exact, title in LEDGER_PARTS:
+        rows = [_ledger_row(v) for v in verdicts if get_claim(v.claim_id).exact == exact]
+        if rows:
+            parts.append(f'<tbody><tr class="ledger-part"><th colspan="2">{html.escape(title)}</th></tr>'
+                         + "".join(rows) + "</tbody>")
+    return ('<table class="claims-ledger"><thead><tr><th>claim: the paper and ours</th><th>verdict</th></tr>'
+            "</thead>" + "".join(parts) + "</table>")
 
 
 def ledger_markdown(verdicts: Sequence[Verdict]) -> str:

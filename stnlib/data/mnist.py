@@ -57,7 +57,7 @@ MNIST_MD5: dict[str, str] = {
 }
 
 #: Per-dataset (mean, std) of pixels in [0, 1], applied after augmentation and clutter
-#: (reproduction spec §3.1-3.2; the values the authors' code uses).
+#: (book/protocol.md, Data; the values the authors' code uses).
 NORMALIZATION: dict[str, tuple[float, float]] = {
     "mnist-rot": (0.1307, 0.3081),
     "mnist-trans": (0.0363, 0.1870),
@@ -444,7 +444,7 @@ class MNISTTask(Task):
 
     The uint8 images live as one tensor on ``device``; batches are gathered by index and
     augmented there. ``info`` holds ``{"angle_deg": [B]}`` or ``{"shift_px": [B, 2]}``.
-    Clutter for both splits comes from the full training set (spec §3.2).
+    Clutter for both splits comes from the full training set (book/protocol.md, Data).
     """
 
     num_classes = 10

@@ -1,6 +1,6 @@
 """The paper's classifiers and the one factory :func:`build_model`.
 
-Model names (spec §2.3):
+Model names (book/protocol.md, Networks):
 
 * ``cnn`` — the plain classifier.
 * ``stn-c{X}`` — the ST sits after the first X blocks and transforms the FEATURE MAP there:
@@ -10,9 +10,9 @@ Model names (spec §2.3):
 * ``stn-dl{X}`` — "deep localisation": the loc net starts with independently initialised copies of the
   first X blocks; the ST warps the input and the whole classifier runs on it.
 
-Placement X counts blocks. MNIST (spec §4.1) has two: ``[conv9×9(64), mp, ReLU]`` and
+Placement X counts blocks. MNIST (book/protocol.md, Networks) has two: ``[conv9×9(64), mp, ReLU]`` and
 ``[conv7×7(64), mp, ReLU]``, so X = 1 is the code's layer index p = 3 (a 64×10×10 map on 28×28 input).
-SVHN (spec §4.3) has eight conv blocks and X ∈ {0, 3, 6, 8}.
+SVHN (book/protocol.md, Networks) has eight conv blocks and X ∈ {0, 3, 6, 8}.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class SequenceHead(nn.Module):
 
 
 def _reset_all(module: nn.Module) -> nn.Module:
-    """Re-draw every parameter with its layer's own initialisation (spec pitfall 7)."""
+    """Re-draw every parameter with its layer's own initialisation."""
     for sub in module.modules():
         if hasattr(sub, "reset_parameters"):
             sub.reset_parameters()
@@ -249,7 +249,7 @@ def build_model(name: str, dataset: str, *, width: float = 1.0, dropout: float =
         dropout: SVHN only: the dropout probability after conv blocks 2-8 and the FC layers (the paper's
             0.5; ``0`` removes the layers). A named deviation of the quick profile. MNIST has no dropout.
 
-    Architecture choices (spec §2, §4):
+    Architecture choices (book/protocol.md, Networks):
         MNIST: blocks ``[conv9×9(64), mp, ReLU]``, ``[conv7×7(64), mp, ReLU]`` → flatten → ``Linear(→10)``;
         208,586 parameters on rotated MNIST. Rotated MNIST uses the ``CNNm`` loc head, translated MNIST
         ``CNNt``; both pad with ``"border"``. On translated MNIST every ST halves its output (60→30 on the

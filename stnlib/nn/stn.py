@@ -2,10 +2,10 @@
 
 A :class:`SpatialTransformer` predicts a full 2×3 affine ``theta`` from its localisation input and
 resamples its transform input with it. It starts as the exact identity: the last layer ``fc_loc`` has zero
-weights and bias and a fixed identity buffer is added to its output (spec §2.1). The module does not know
+weights and bias and a fixed identity buffer is added to its output (book/protocol.md, Networks). The module does not know
 which dataset it serves; the padding mode and output size are given by the caller (``stnlib.nn.models``).
 
-The heads (spec §4.2, §4.3) are returned as ``(body, n_features)``: ``body`` ends with a ReLU and a flat
+The heads (book/protocol.md, Networks) are returned as ``(body, n_features)``: ``body`` ends with a ReLU and a flat
 ``[N, n_features]`` output, and the ST adds ``fc_loc = Linear(n_features, 6)``. Layer sizes are found by a
 dry run on the input shape, so one builder fits every placement.
 """
@@ -117,7 +117,7 @@ def _dry_run(layers: list[nn.Module], in_shape: tuple[int, int, int], what: str)
 
 
 def cnnm_head(in_shape: tuple[int, int, int], width: int = 20) -> tuple[nn.Module, int]:
-    """``CNNm`` head (spec §4.2): conv5×5(20) → [mp if the conv output side > 20] → ReLU → conv5×5(20) →
+    """``CNNm`` head (book/protocol.md, Networks): conv5×5(20) → [mp if the conv output side > 20] → ReLU → conv5×5(20) →
     ReLU → flatten → FC 20 → ReLU.
 
     Fits the 1×28×28 input (20×8×8 before the FC) and the 64×10×10 map after MNIST's first block
@@ -136,7 +136,7 @@ def cnnm_head(in_shape: tuple[int, int, int], width: int = 20) -> tuple[nn.Modul
 
 
 def cnnt_head(in_shape: tuple[int, int, int], width: int = 20) -> tuple[nn.Module, int]:
-    """``CNNt`` head (spec §4.2): conv5×5(20) → mp → ReLU → conv5×5(20) → ReLU → [mp if side > 20] →
+    """``CNNt`` head (book/protocol.md, Networks): conv5×5(20) → mp → ReLU → conv5×5(20) → ReLU → [mp if side > 20] →
     flatten → FC 20 → ReLU.
 
     Fits the 1×60×60 input (20×12×12 before the FC) and the 64×26×26 map after MNIST's first block
@@ -160,7 +160,7 @@ def cnnt_head(in_shape: tuple[int, int, int], width: int = 20) -> tuple[nn.Modul
 
 
 def svhn_l_head(in_shape: tuple[int, int, int], width: int = 32) -> tuple[nn.Module, int]:
-    """``SVHN-l`` head (spec §4.3, Jaderberg's "ST-CNN Single" loc net): conv5×5 pad 2 (32) → ReLU → mp →
+    """``SVHN-l`` head (book/protocol.md, Networks, Jaderberg's "ST-CNN Single" loc net): conv5×5 pad 2 (32) → ReLU → mp →
     conv5×5 pad 2 (32) → ReLU → flatten → FC 32 → ReLU → FC 32 → ReLU.
 
     With the final ``Linear(32→6)``: 1,077,926 parameters on 3×64×64, about 195 k / 197 k / 185 k on the

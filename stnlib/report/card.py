@@ -44,7 +44,7 @@ class CardField:
 
 def card_fields(*, chapter: str, profile: str, records: Sequence[Mapping[str, Any]] = (),
                 data_source: str | Iterable[str] | None = None,
-                deviations: Mapping[str, Sequence[str]] | None = None,
+                deviations: Mapping[str, Sequence[str]] | str | None = None,
                 seeds: int | Iterable[int] | None = None, device: str | Iterable[str] | None = None,
                 wall_time_s: float | None = None, commits: Iterable[str] = (),
                 software: Iterable[str] = ()) -> tuple[list[CardField], dict[str, list[str]]]:
@@ -124,6 +124,8 @@ def card_fields(*, chapter: str, profile: str, records: Sequence[Mapping[str, An
         soft = _as_list(software)
         if soft:
             fields.append(CardField("Software", "; ".join(map(str, soft))))
+    if isinstance(deviations, str):  # a pointer instead of a list ("listed in each chapter's card")
+        return fields, deviations
     grouped = {exp: list(dict.fromkeys(str(d) for d in devs)) for exp, devs in (deviations or {}).items() if devs}
     return fields, grouped
 
@@ -133,6 +135,8 @@ def card_markdown(*, chapter: str, profile: str, **kwargs: Any) -> str:
     fields, deviations = card_fields(chapter=chapter, profile=profile, **kwargs)
     lines = [f"**Reproducibility card: {chapter}**", ""]
     lines += [f"- **{f.label}:** {f.value}" for f in fields]
+    if isinstance(deviations, str):
+        return "\n".join(lines + [f"- **Deviations from the paper:** {deviations}"]) + "\n"
     lines.append("- **Deviations from the paper:**" + ("" if deviations else " none"))
     for exp, devs in deviations.items():
         lines.append(f"  - {exp}:")
@@ -149,7 +153,9 @@ def card_html(*, chapter: str, profile: str, **kwargs: Any) -> str:
     """The card as an HTML admonition (styled by the book theme, plain in JupyterLab)."""
     fields, deviations = card_fields(chapter=chapter, profile=profile, **kwargs)
     rows = [f"<li><strong>{html.escape(f.label)}:</strong> {_inline(f.value)}</li>" for f in fields]
-    if deviations:
+    if isinstance(deviations, str):
+        rows.append(f"<li><strong>Deviations from the paper:</strong> {_inline(deviations)}</li>")
+    elif deviations:
         groups = "".join(f"<li><em>{html.escape(exp)}</em><ul>" + "".join(f"<li>{html.escape(d)}</li>" for d in devs)
                          + "</ul></li>" for exp, devs in deviations.items())
         rows.append(f"<li><strong>Deviations from the paper:</strong><ul>{groups}</ul></li>")
@@ -214,7 +220,7 @@ def _live_code() -> tuple[list[str], list[str]]:
 
 def reproducibility_card(*, chapter: str, profile: str, records: Iterable[Mapping[str, Any]] = (),
                          data_source: str | Iterable[str] | None = None,
-                         deviations: Mapping[str, Sequence[str]] | None = None,
+                         deviations: Mapping[str, Sequence[str]] | str | None = None,
                          seeds: int | Iterable[int] | None = None,
                          device: str | Iterable[str] | None = None,
                          wall_time_s: float | None = None):
@@ -223,7 +229,8 @@ def reproducibility_card(*, chapter: str, profile: str, records: Iterable[Mappin
     With ``records``, everything but the deviations is read from their provenance; without,
     ``seeds``/``device``/``data_source``/``wall_time_s`` describe a live chapter (the device
     and the code version default to this kernel's). When ``deviations`` is empty, the profile's
-    deviations for the records' experiments are taken from :mod:`stnlib.profiles`.
+    deviations for the records' experiments are taken from :mod:`stnlib.profiles`; a string is shown in their
+    place (a chapter that reads other chapters' records points to their cards).
 
     Returns an ``IPython.display.HTML`` object (a subclass whose text form is Markdown); the
     pure builders are :func:`card_fields`, :func:`card_markdown` and :func:`card_html`.
@@ -278,6 +285,9 @@ def rerun_lines(chapter: str, quick_records: Sequence[Mapping[str, Any]] = (),
                      "`python -m stnlib sweep ... --launcher slurm` runs the training on a cluster).")
         lines.append(f"Outside a clone (a pip-installed stnlib) set `{RECORDS_ENV}` to a clone's `book/records` to "
                      "render from the committed records; otherwise the chapter says so and trains them.")
+    elif chapter == "conclusions":
+        lines.append("This chapter trains nothing: it reads the other chapters' records (`PROFILE=full` reads "
+                     "the full ones) and recomputes the exact constructions.")
     else:
         lines.append("This chapter trains nothing: it computes its constructions live in every profile.")
     return lines

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from stnlib.claims import (FAILS_EXACTLY, HOLDS_EXACTLY, INCONCLUSIVE, INDICATED, NOT_REPRODUCED, NOT_RUN, PARTLY,
-                           REGIME, REPRODUCED, Verdict, get_claim)
+                           REGIME, REPRODUCED, Verdict, get_claim, required_runs)
+from stnlib.claims.evidence import Evidence
+
+
+def records_read(profile: str, records_root: str | Path | None = None) -> list[dict[str, Any]]:
+    """The complete records the ledger reads in ``profile`` (one per experiment, model and seed present)."""
+    ev = Evidence(profile, records_root)
+    pairs = dict.fromkeys((e, m) for e, m, _ in required_runs(profile))
+    return [r for e, m in pairs for r in ev.records(e, m)]
 
 
 def _titles(vs: Sequence[Verdict]) -> str:
@@ -43,11 +53,10 @@ def what_this_means(verdicts: Sequence[Verdict], profile: str) -> str:
         out.append(f"**The trained networks ({profile} profile).** " + "; ".join(parts) + ".")
     if by[REGIME]:
         checks = Counter(r.check for v in by[REGIME] for r in v.failed_checks)
-        listed = "; ".join(f"{c} ({n} claim{'s' if n > 1 else ''})" for c, n in checks.most_common())
+        listed = "\n".join(f"- {c} ({n} claim{'s' if n > 1 else ''})" for c, n in checks.most_common())
         out.append(f"**Not judged.** {len(by[REGIME])} of the {len(trained)} claims about trained networks are "
                    f"outside the regime the paper's claim is about in the {profile} profile, so the book shows their "
-                   f"data without a verdict. The checks that failed: {listed}. Reaching that regime needs the paper's "
-                   "longer training, which the `full` profile runs on a GPU.")
+                   f"data without a verdict. The checks that failed:\n\n{listed}")
     if by[INCONCLUSIVE]:
         out.append(f"**Within noise.** {_titles(by[INCONCLUSIVE])}: the differences the paper reports are smaller "
                    "than what separates two trainings of the same network here.")

@@ -97,3 +97,37 @@ def full_profile_estimate(results_root: str | Path | None = None):
         })
     return pd.DataFrame(rows, columns=["device", "experiment", "model", "probe (epochs)", "training img/s",
                                        "est. minutes per full run", "source"])
+
+
+def cost_sentence(costs, profile: str) -> str:
+    """One sentence on what ``profile``'s training cost in total (from :func:`cost_table`'s total row)."""
+    from stnlib.report.display import format_duration
+
+    mine = costs[(costs["profile"] == profile) & (costs["experiment"] == "total")]
+    if not len(mine):
+        return f"No result records exist for the `{profile}` profile, so there is nothing to cost."
+    row = mine.iloc[0]
+    failed = f"; {row['failed']} of them failed" if row["failed"] else ""
+    return (f"In the `{profile}` profile, {row['runs']} training runs took {format_duration(row['wall time (s)'])} "
+            f"of training in total on {row['device']}{failed} (the sum of the records' wall times).")
+
+
+def full_estimate_sentence(estimate) -> str:
+    """What :func:`full_profile_estimate`'s rows say about the whole ``full`` profile, and which of its
+    experiments no probe measured (so the estimate does not cover them)."""
+    runs = {exp: len(e["models"]) * len(get_profile("full").seeds) for exp, e in EXPERIMENTS.items()}
+    total = sum(runs.values())
+    if not len(estimate):
+        return (f"The `full` profile has {total} runs; no GPU probe of its settings is committed, so its cost "
+                "is not estimated here.")
+    probed = sorted(set(estimate["experiment"]))
+    unprobed = [e for e in runs if e not in probed]
+    low, high = estimate["est. minutes per full run"].min(), estimate["est. minutes per full run"].max()
+    span = f"{low:g}" if low == high else f"{low:g} to {high:g}"
+    text = (f"The `full` profile has {total} runs ({len(get_profile('full').seeds)} seeds of every model). The "
+            f"probes put one run of {', '.join(probed)} at {span} minutes of GPU training on "
+            f"{'; '.join(sorted(set(estimate['device'])))}.")
+    if unprobed:
+        text += (f" No probe measured {', '.join(unprobed)} with the full settings, so the table says nothing "
+                 "about their cost.")
+    return text

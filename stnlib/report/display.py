@@ -118,11 +118,12 @@ def view(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
 
 
 def render(table: pd.DataFrame, *, caption: str | None = None, digits: int = 2,
-           index: bool = True):
+           index: bool = True, wrap: bool = False):
     """A clean HTML table for the book: :func:`view` of ``table`` as a pandas ``Styler``.
 
     Any DataFrame can be rendered; those from this module get their display format (labels,
-    units, mean ± std). ``index=False`` hides the row labels.
+    units, mean ± std). ``index=False`` hides the row labels; ``wrap=True`` lets cells of text wrap
+    (numbers stay on one line by default).
 
     The Styler's id is derived from the content, so the same table renders to the same HTML
     (the book's output checks compare it).
@@ -138,7 +139,8 @@ def render(table: pd.DataFrame, *, caption: str | None = None, digits: int = 2,
         {"selector": "", "props": "border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0;"},
         {"selector": "caption", "props": "caption-side: top; text-align: left; padding: 0.3em 0;"},
         {"selector": "th", "props": "padding: 0.25em 0.7em; text-align: center;"},
-        {"selector": "td", "props": "padding: 0.25em 0.7em; text-align: right; white-space: nowrap;"},
+        {"selector": "td", "props": "padding: 0.25em 0.7em; text-align: right; "
+                                    + ("white-space: normal; vertical-align: top;" if wrap else "white-space: nowrap;")},
         {"selector": "th.row_heading", "props": "text-align: left; white-space: nowrap;"},
         {"selector": "thead tr:last-child th", "props": "border-bottom: 1px solid #888;"},
     ])

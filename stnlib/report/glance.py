@@ -33,7 +33,10 @@ def trust_line(profile: str, records_root: str | Path | None = None) -> str:
         return f"No {profile} records exist yet: nothing below is a result."
     seeds = sorted({r["seed"] for r in recs})
     devices = sorted({r["provenance"]["device"] for r in recs})
-    precisions = sorted({r["provenance"].get("precision", "not recorded") for r in recs})
+    precisions = sorted({r["provenance"].get("precision", "") for r in recs})
+    precision = (f" in {'; '.join(p for p in precisions if p)}" if any(precisions) else "") + (
+        " (precision not recorded for some runs)" if "" in precisions and any(precisions) else
+        " (precision not recorded)" if not any(precisions) else "")
     wall = sum(float(r["provenance"]["wall_time_s"]) for r in recs)
     svhn = {r["provenance"]["data_source"] for r in recs if r["experiment"] == "svhn"}
     svhn_text = ("no SVHN records" if not svhn else "SVHN: the synthetic stand-in, not real SVHN"
@@ -44,7 +47,7 @@ def trust_line(profile: str, records_root: str | Path | None = None) -> str:
                  f"{n_full} runs of the paper's full protocol exist")
     return (f"Profile {profile}: {len(recs)} training runs, seeds {', '.join(map(str, seeds))} "
             f"(the profile has {len(get_profile(profile).seeds)}), {format_duration(wall)} of training on "
-            f"{'; '.join(devices)} in {'; '.join(precisions)}. {svhn_text}; {full_text}.")
+            f"{'; '.join(devices)}{precision}. {svhn_text}; {full_text}.")
 
 
 def _table1_rows(ev: Evidence) -> list[str]:
@@ -74,10 +77,10 @@ def verdicts_html(verdicts: Sequence[claims.Verdict]) -> str:
         c = get_claim(v.claim_id)
         if c.exact:
             continue
-        tag = " <i>(added)</i>" if c.source == "added" else ""
-        link = f'<a href="{c.chapter}.html">{html.escape(c.chapter)}</a>'
-        rows.append(f"<tr><td>{html.escape(c.title)}{tag}</td><td>{link}</td><td>{badge(v.verdict)}</td></tr>")
-    return ('<table class="glance-table"><thead><tr><th>claim</th><th>chapter</th><th>verdict</th></tr></thead>'
+        tag = " <i>(added question)</i>" if c.source == "added" else ""
+        link = f'<small>(<a href="{c.chapter}.html">{html.escape(c.chapter)}</a>)</small>'
+        rows.append(f"<tr><td>{html.escape(c.title)}{tag} {link}</td><td>{badge(v.verdict)}</td></tr>")
+    return ('<table class="glance-table"><thead><tr><th>claim (chapter)</th><th>verdict</th></tr></thead>'
             "<tbody>" + "".join(rows) + "</tbody></table>")
 
 
@@ -93,3 +96,31 @@ def at_a_glance(profile: str, records_root: str | Path | None = None) -> str:
         "</div>",
     ]
     return "\n".join(parts)
+
+
+_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam"}
+_PRECISIONS = {"auto": "bf16 where the device computes it natively, else fp32"}
+
+
+def profiles_table():
+    """What each profile trains, read from :mod:`stnlib.profiles` (never typed in a chapter): its purpose,
+    seeds, the length of a rotated-MNIST and an SVHN run, precision and how many named deviations from the
+    paper's protocol it has (each chapter's card lists them)."""
+    import pandas as pd
+
+    from stnlib.profiles import PROFILES
+
+    def length(s) -> str:
+        return f"{s.iterations:,} × batch {s.batch_size}, {_OPTIMIZERS.get(s.optimizer, s.optimizer)}"
+
+    rows = []
+    for name in ("smoke", "quick", "full"):
+        p = PROFILES[name]
+        deviations = {d for exp in EXPERIMENTS for d in p.deviations.get(exp, ())}
+        rows.append({
+            "profile": name, "meant for": p.about, "seeds": len(p.seeds),
+            "rotated MNIST": length(p.settings["mnist-rot"]), "SVHN": length(p.settings["svhn"]),
+            "precision": ", ".join(sorted({_PRECISIONS.get(s.precision, s.precision) for s in p.settings.values()})),
+            "named deviations": len(deviations),
+        })
+    return pd.DataFrame(rows).set_index("profile")

@@ -37,7 +37,7 @@ class SVHNTask(Task):
 
     ``batches`` (from :class:`stnlib.data.Task`) yields ``(x, y, {})``: ``x`` float32 ``[B,3,64,64]``
     normalised per channel with the mean/std of the TRAIN split, ``y`` int64 ``[B,5]`` (blank = 10).
-    There is no augmentation (spec §3.4), so ``info`` is empty and ``generator`` only shuffles.
+    There is no augmentation (book/protocol.md, Data), so ``info`` is empty and ``generator`` only shuffles.
     ``mean``/``std`` are in pixel units of [0, 1] like every :class:`Task`; ``metadata["mean"]`` has
     them in 0–255 units as the cache stores them.
     """
