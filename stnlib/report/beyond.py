@@ -24,8 +24,9 @@ from stnlib import nn as networks
 from stnlib.data import NORMALIZATION, mnist_arrays
 from stnlib.nn import display_name as name
 from stnlib.nn.equivariant import DEFAULT_FIELDS, rotate_fields, split_fields
-from stnlib.report.figures import MIN_FONT_PT, WIDE_IN
+from stnlib.report.figures import MIN_FONT_PT
 from stnlib.report.prose import compared, f2, small
+from stnlib.report.toy import PAGE_IN
 
 EXPERIMENT = "mnist-rot"
 #: What the chapter loads: the input-level STN-C0 (the reference of the ledger's regime check), the
@@ -203,7 +204,7 @@ def fields_figure(demo: C4Demo, *, k: int = 1) -> plt.Figure:
     per_field = split_fields(maps).flatten(3).norm(dim=3)[0]
     chosen = int(per_field.min(dim=1).values.argmax())
     vmax = float(maps.max())
-    fig, axes = plt.subplots(4, 5, figsize=(WIDE_IN, 5.6))
+    fig, axes = plt.subplots(4, 5, figsize=(PAGE_IN, 5.6))
     for i, (label, image, fmap) in enumerate(rows):
         ax = axes[i, 0]
         if image is None:

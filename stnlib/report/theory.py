@@ -15,8 +15,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
-from stnlib.report.figures import MIN_FONT_PT, REFERENCE_COLOR, WIDE_IN
+from stnlib.report.figures import MIN_FONT_PT, REFERENCE_COLOR
 from stnlib.report.palette import line_kwargs
+from stnlib.report.toy import PAGE_IN
 
 #: Box fills: what a box is, never which model (the palette's colours mean models).
 CLASSIFIER, LOCALISATION, WARP = "#DDDDDD", "#FFF1A8", "#FFFFFF"
@@ -68,7 +69,7 @@ def architecture(ax: Any, title: str, model: str, warp_input: bool, loc_source: 
         chain = [image, st, lay1]
     else:
         lay1 = _box(ax, 2.6, _TOP, "layers 1…$X$", CLASSIFIER)
-        st = _box(ax, 4.5, _TOP, "ST: warp the\nfeature map", WARP, bold=True)
+        st = _box(ax, 4.5, _TOP, "ST: warp\nthe maps", WARP, bold=True)
         chain = [image, lay1, st]
     chain += [_box(ax, 6.4, _TOP, "layers\n$X$+1…$L$", CLASSIFIER), _box(ax, 8.3, _TOP, "class\nscores", "white", w=1.2)]
     for a, b in zip(chain[:-1], chain[1:]):
@@ -82,22 +83,22 @@ def architecture(ax: Any, title: str, model: str, warp_input: bool, loc_source: 
     else:  # "copy" or "shared": layers 1..X run on the image inside the localisation path
         shared = loc_source == "shared"
         first = _box(ax, image[0], _LOW, "layers 1…$X$\n" + ("(shared)" if shared else "(own copy)"),
-                     CLASSIFIER if shared else LOCALISATION, w=1.4, hatch=None if shared else "///")
+                     CLASSIFIER if shared else LOCALISATION, w=1.5, hatch=None if shared else "///")
         head = _box(ax, st[0], _LOW, "localisation\nhead", LOCALISATION)
         _arrow(ax, (image[0], _TOP - 0.45), (image[0], _LOW + 0.45))
         _arrow(ax, (first[0] + 0.75, _LOW), (head[0] - _HALF, _LOW))
         if shared:  # the two boxes are one set of weights
-            x0, x1, y = first[0], lay1[0], 0.2
+            x0, x1, y = first[0], lay1[0], 0.08
             ax.plot([x0, x0, x1, x1], [_LOW - 0.45, y, y, _TOP - 0.45], ls="--", lw=1.2, color=REFERENCE_COLOR)
-            ax.text((x0 + x1) / 2 + 0.5, y + 0.06, "same weights", fontsize=MIN_FONT_PT, ha="center", va="bottom")
+            ax.text((x0 + x1) / 2 + 0.5, y + 0.08, "same weights", fontsize=MIN_FONT_PT, ha="center", va="bottom")
     _arrow(ax, (st[0], _LOW + 0.45), (st[0], _TOP - 0.45), r"$\theta$")
-    ax.set(xlim=(0.05, 9.1), ylim=(0.1, 2.85), aspect="equal")
+    ax.set(xlim=(-0.05, 9.1), ylim=(-0.02, 2.85), aspect="equal")
     ax.axis("off")
 
 
 def architectures_figure() -> plt.Figure:
     """The four architectures, one panel per row (a diagram needs the full width to keep its text legible)."""
-    fig, axes = plt.subplots(len(ARCHITECTURES), 1, figsize=(WIDE_IN, 8.4))
+    fig, axes = plt.subplots(len(ARCHITECTURES), 1, figsize=(PAGE_IN, 7.6))
     for ax, spec in zip(axes, ARCHITECTURES):
         architecture(ax, *spec)
     fig.tight_layout(h_pad=0.4)
