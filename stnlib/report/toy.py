@@ -172,8 +172,8 @@ def wm_numbers(wm: Any) -> str:
 def search_figure(wm: Any) -> plt.Figure:
     """Top: the error of every rotation of Γ(Rf), and the affine fit from every start, against the bound
     for any spatial warp; bottom: the two channels of the best affine warp of Γ(Rf)."""
-    fig = plt.figure(figsize=(PAGE_IN, 5.4), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.25, 1.0])
+    fig = plt.figure(figsize=(PAGE_IN, 4.6), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.5, 1.0])
     left, right = top.subplots(1, 2)
     # Not models: the rotation curve in black, the bound in the reference colour, the swap in the fit colour.
     left.plot(wm.rotation.angles.numpy(), wm.rotation.errors.numpy(), color=BLACK, lw=1.2, label="rotation $R_\\alpha$")
