@@ -181,3 +181,26 @@ def depth_text(ours: pd.DataFrame, pap: pd.DataFrame, cnn_err: float, means: Map
         out.append("The paper's errors are for real SVHN and a network trained far longer; only the direction and "
                    "relative size of the changes with depth can be compared.")
     return " ".join(out)
+
+
+# ---------------------------------------------------------------------------------------
+# exact constructions (theory, toy) and live chapters
+
+
+def exact_rule_text(aligned_tol: float | None = None, misaligned: float | None = None) -> str:
+    """How the verdict on an exact construction is decided (default: the thresholds of :mod:`stnlib.claims.exact`)."""
+    from stnlib.claims import exact
+
+    tol = exact.ALIGNED_TOL if aligned_tol is None else aligned_tol
+    far = exact.MISALIGNED if misaligned is None else misaligned
+    return (f"An exact construction *holds exactly* when every error that it says vanishes is at most {tol:g} "
+            f"(float32 rounding) and every error that it says cannot vanish is at least {far:g} (more than half "
+            "of the reference left over); otherwise it *fails exactly*, which only a bug can cause. No seeds, "
+            "no noise margin and no regime check enter: it is computed live, the same in every profile.")
+
+
+def ran_in(seconds: float, profile: str) -> str:
+    """``"This chapter ran in 2 min 39 s (profile `quick`)."``"""
+    from stnlib.report.display import format_duration
+
+    return f"This chapter ran in {format_duration(seconds)} (profile `{profile}`)."
