@@ -281,9 +281,11 @@ def test_config_keeps_the_book_offline_and_downloadable():
     assert config["repository"]["path_to_book"] == "book" and config["repository"]["branch"] == "main"
     assert set(config["parse"]["myst_enable_extensions"]) >= {"dollarmath", "amsmath", "colon_fence", "deflist"}
     bib = (BOOK / "references.bib").read_text()
-    for key in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", (BOOK / "intro.md").read_text()):
-        for k in key.split(","):
-            assert f"{{{k.strip()}," in bib, f"intro.md cites {k} which references.bib lacks"
+    pages = sorted(BOOK.glob("*.md")) + sorted(BOOK.glob("*.ipynb"))
+    for page in pages:
+        for key in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", page.read_text()):
+            for k in key.split(","):
+                assert f"{{{k.strip()}," in bib, f"{page.name} cites {k} which references.bib lacks"
 
 
 def test_config_serves_vendored_mathjax_and_no_thebe():

@@ -11,7 +11,6 @@ import torch  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
 from stnlib.report import beyond, figures, palette, tables  # noqa: E402
-from stnlib.report.toy import PAGE_IN  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +70,7 @@ def test_identity_lines_and_text_follow_the_numbers(demo):
 
 def test_fields_figure_keeps_the_contract(demo):
     fig = beyond.fields_figure(demo)
-    assert fig.get_figwidth() <= PAGE_IN and figures.smallest_font_pt(fig) >= figures.MIN_FONT_PT
+    assert fig.get_figwidth() <= figures.WIDE_IN and figures.smallest_font_pt(fig) >= figures.MIN_FONT_PT
     plt.close(fig)
 
 

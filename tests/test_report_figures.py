@@ -107,6 +107,14 @@ def test_figures_are_drawn_at_display_size_with_readable_text_and_carry_it():
     assert shown.width == round(figures.WIDE_IN * 96)
 
 
+def test_the_widest_figure_keeps_its_smallest_text_readable_on_a_phone():
+    # A 420 px phone window shows an image at most 388 px wide (tools/check_html.py's rule: text ≥ 9 px).
+    px_per_in = 388 / figures.WIDE_IN
+    assert figures.MIN_FONT_PT / 72 * px_per_in >= 9
+    # The PNG has no alpha channel: the backgrounds are opaque and it would only add bytes.
+    assert Image.open(io.BytesIO(figures.png_bytes(plt.subplots(figsize=(2, 1))[0]))).mode == "RGB"
+
+
 def test_small_text_is_reported_as_such():
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.set_title("tiny", fontsize=5)

@@ -50,7 +50,7 @@ def _line_colours(fig: plt.Figure) -> set[str]:
 
 
 def _contract(fig: plt.Figure) -> None:
-    assert fig.get_figwidth() <= report.PAGE_IN <= figures.WIDE_IN  # readable on a 420 px phone, too
+    assert fig.get_figwidth() <= figures.WIDE_IN  # readable on a 420 px phone, too
     assert figures.smallest_font_pt(fig) >= figures.MIN_FONT_PT
 
 

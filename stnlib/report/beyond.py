@@ -26,7 +26,7 @@ from stnlib.nn import display_name as name
 from stnlib.nn.equivariant import DEFAULT_FIELDS, rotate_fields, split_fields
 from stnlib.report.figures import MIN_FONT_PT
 from stnlib.report.prose import compared, f2, small
-from stnlib.report.toy import PAGE_IN
+from stnlib.report.figures import WIDE_IN
 
 EXPERIMENT = "mnist-rot"
 #: What the chapter loads: the input-level STN-C0 (the reference of the ledger's regime check), the
@@ -204,7 +204,7 @@ def fields_figure(demo: C4Demo, *, k: int = 1) -> plt.Figure:
     per_field = split_fields(maps).flatten(3).norm(dim=3)[0]
     chosen = int(per_field.min(dim=1).values.argmax())
     vmax = float(maps.max())
-    fig, axes = plt.subplots(4, 5, figsize=(PAGE_IN, 5.6))
+    fig, axes = plt.subplots(4, 5, figsize=(WIDE_IN, 5.6))
     for i, (label, image, fmap) in enumerate(rows):
         ax = axes[i, 0]
         if image is None:
@@ -277,12 +277,12 @@ def misalignment_text(mis: pd.DataFrame, *, exact: float = EXACT) -> str:
     fm, after = mis["feature_maps"], mis["after_st"]
     c4 = [m for m in ("ecnn", "stn-ec1") if m in fm.index]
     aligned90 = all(fm.loc[m, 90] <= exact for m in c4)
-    out = [f"At ±90°, where the group action is exact, the C4 first layers are aligned to "
+    out = ["At ±90°, where the group action is exact, the C4 first layers are aligned to "
            + " and ".join(f"{small(fm.loc[m, 90])} for {name(m)}" for m in c4)
            + f", while STN-C1's first layer, inversely rotated in space, is at {fm.loc['stn-c1', 90]:.2f}."
            + ("" if aligned90 else " The C4 layers are not aligned at float precision there, which the identities "
                                    "above say they should be."),
-           f"At ±45°, half-way between two orientations, the interpolated orientation shift leaves "
+           "At ±45°, half-way between two orientations, the interpolated orientation shift leaves "
            + " and ".join(f"{fm.loc[m, 45]:.2f} for {name(m)}" for m in c4)
            + f", against {fm.loc['stn-c1', 45]:.2f} for STN-C1"
            + (": C4 gives exact alignment on its own grid only." if aligned90 and min(fm.loc[m, 45] for m in c4) > 1e-3

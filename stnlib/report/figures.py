@@ -29,9 +29,11 @@ from stnlib import measures, records  # noqa: E402
 from stnlib.nn import display_name  # noqa: E402
 from stnlib.report.palette import line_kwargs  # noqa: E402
 
-#: Display widths (inches at 96 CSS px per inch): the text column, and a figure allowed the page.
+#: Display widths (inches at 96 CSS px per inch): the text column, and the widest figure. A 420 px phone
+#: window shows an image at most 388 px wide; 9.5 pt text then stays at 9 px or more (``tools/check_html.py``)
+#: for figures up to 388·9.5/(9·72) ≈ 5.69 in wide.
 COLUMN_IN = 5.0
-WIDE_IN = 6.4
+WIDE_IN = 5.6
 #: The smallest font in any figure, and the base size.
 MIN_FONT_PT = 9.5
 BASE_FONT_PT = 10.5
@@ -70,7 +72,7 @@ def png_bytes(fig: plt.Figure) -> bytes:
     fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)
     buf.seek(0)
-    img = Image.open(buf)
+    img = Image.open(buf).convert("RGB")  # the background is opaque: an alpha channel only adds bytes
     info = PngImagePlugin.PngInfo()
     info.add_text(WIDTH_KEY, repr(float(fig.get_figwidth())))
     info.add_text(FONT_KEY, repr(smallest_font_pt(fig)))
@@ -272,8 +274,13 @@ def misalignment(by_model: Mapping[str, Mapping[str, Any]]) -> plt.Figure:
     xl = "applied angle (°)" if kind == "rotation" else "shift (px, both axes)"
     axes[0].set(title="maps, inversely warped", ylabel="relative distance", xlabel=xl)
     axes[1].set(title="ST output vs. upright", xlabel=xl)
-    axes[1].legend(fontsize=MIN_FONT_PT)
-    fig.tight_layout()
+    # One legend for both panels, below them: models without an ST appear on the left panel only.
+    entries = {lab: h for ax in axes for h, lab in zip(*ax.get_legend_handles_labels())}
+    rows = -(-len(entries) // 4) if entries else 0
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="lower center", ncols=min(len(entries), 4),
+                   frameon=False)
+    fig.tight_layout(rect=(0, 0.09 * rows, 1, 1))
     return fig
 
 

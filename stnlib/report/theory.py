@@ -17,7 +17,7 @@ from matplotlib.patches import FancyBboxPatch
 
 from stnlib.report.figures import MIN_FONT_PT, REFERENCE_COLOR
 from stnlib.report.palette import line_kwargs
-from stnlib.report.toy import PAGE_IN
+from stnlib.report.figures import WIDE_IN
 
 #: Box fills: what a box is, never which model (the palette's colours mean models).
 CLASSIFIER, LOCALISATION, WARP = "#DDDDDD", "#FFF1A8", "#FFFFFF"
@@ -98,7 +98,7 @@ def architecture(ax: Any, title: str, model: str, warp_input: bool, loc_source: 
 
 def architectures_figure() -> plt.Figure:
     """The four architectures, one panel per row (a diagram needs the full width to keep its text legible)."""
-    fig, axes = plt.subplots(len(ARCHITECTURES), 1, figsize=(PAGE_IN, 7.6))
+    fig, axes = plt.subplots(len(ARCHITECTURES), 1, figsize=(WIDE_IN, 7.6))
     for ax, spec in zip(axes, ARCHITECTURES):
         architecture(ax, *spec)
     fig.tight_layout(h_pad=0.4)

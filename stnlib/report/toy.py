@@ -12,7 +12,7 @@ fits and references (:data:`LAYER_STYLES`), never in a colour of :mod:`stnlib.re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from stnlib import toy, transforms
-from stnlib.report.figures import COLUMN_IN, FIT_COLOR, MIN_FONT_PT, REFERENCE_COLOR
+from stnlib.report.figures import COLUMN_IN, FIT_COLOR, MIN_FONT_PT, REFERENCE_COLOR, WIDE_IN
 from stnlib.report.prose import small
 
-#: The widest the chapters draw their own figures: 9.5 pt text stays at 9 px or more when a 420 px phone
-#: window shows the image 388 px wide (``tools/check_html.py``), i.e. for widths up to 388·9.5/(9·72) ≈ 5.69 in;
-#: ``figures.WIDE_IN`` (6.4 in) comes out at 8 px there.
-PAGE_IN = 5.6
 #: Neutral colours for lines that are not models (the palette's colours mean models everywhere).
 BLACK, GREY, LIGHT_GREY = "#000000", "#8C8C8C", "#BBBBBB"
 
@@ -172,7 +168,7 @@ def wm_numbers(wm: Any) -> str:
 def search_figure(wm: Any) -> plt.Figure:
     """Top: the error of every rotation of Γ(Rf), and the affine fit from every start, against the bound
     for any spatial warp; bottom: the two channels of the best affine warp of Γ(Rf)."""
-    fig = plt.figure(figsize=(PAGE_IN, 4.6), layout="constrained")
+    fig = plt.figure(figsize=(WIDE_IN, 4.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.5, 1.0])
     left, right = top.subplots(1, 2)
     # Not models: the rotation curve in black, the bound in the reference colour, the swap in the fit colour.
@@ -302,7 +298,7 @@ def _filter_grid(ax: Any, weight: Tensor, title: str, n: int = 16) -> None:
 
 def filters_figure(random_conv: nn.Conv2d, trained_conv: nn.Conv2d, steps: int) -> plt.Figure:
     """The first 16 filters: random, trained, and the change training made (each scaled to its maximum)."""
-    fig, axes = plt.subplots(1, 3, figsize=(PAGE_IN, 2.3))
+    fig, axes = plt.subplots(1, 3, figsize=(WIDE_IN, 2.3))
     _filter_grid(axes[0], random_conv.weight, "random (initialisation)")
     _filter_grid(axes[1], trained_conv.weight, f"trained, {steps} steps")
     _filter_grid(axes[2], trained_conv.weight - random_conv.weight, "change in training")
@@ -348,7 +344,7 @@ def first_layer_study(random_conv: nn.Conv2d, trained_conv: nn.Conv2d, images: T
 
 def curves_figure(study: FirstLayerStudy) -> plt.Figure:
     """Misalignment against the rotation angle (left, four layers) and the integer shift (right, two)."""
-    fig, axes = plt.subplots(1, 2, figsize=(PAGE_IN, 4.1), sharey=True, gridspec_kw={"width_ratios": [1.6, 1.0]})
+    fig, axes = plt.subplots(1, 2, figsize=(WIDE_IN, 4.1), sharey=True, gridspec_kw={"width_ratios": [1.6, 1.0]})
     for name, curve in study.rotation.items():
         axes[0].plot(study.angles, curve.numpy(), ms=3, lw=1.2, label=name, **LAYER_STYLES[name])
     axes[0].set(xlabel="rotation α of the digit (°)", ylabel="relative error", xticks=range(-180, 181, 90),
@@ -397,7 +393,7 @@ def digit_figure(conv: nn.Conv2d, digit: Tensor, *, angle: int = 90, n_channels:
     per_channel = toy.alignment_error(back[0], ref[0], dims=(1, 2))
     active = ref[0].flatten(1).norm(dim=1) > 0
     order = torch.argsort(torch.where(active, per_channel, torch.tensor(-1.0)), descending=True)[:n_channels]
-    fig, axes = plt.subplots(2, n_channels + 1, figsize=(PAGE_IN, 3.3))
+    fig, axes = plt.subplots(2, n_channels + 1, figsize=(WIDE_IN, 3.3))
     _image(axes[0, 0], digit[0, 0], "digit $f$")
     _image(axes[1, 0], toy.rotate_maps(digit, angle)[0, 0], f"$R_{{{angle}°}} f$")
     for j, ch in enumerate(int(c) for c in order):
