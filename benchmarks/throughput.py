@@ -2,16 +2,20 @@
 
 Baseline (the authors' approach): a ``DataLoader`` whose workers rotate every image
 separately with PIL (``torchvision.transforms.RandomRotation``), fp32, plain SGD.
-stnlib: the data held as one tensor on the device, whole batches rotated with
-``affine_grid``/``grid_sample``, channels_last, bf16 autocast on the CPU (AMP on CUDA), and on
-the CPU glibc told to keep freed memory (:func:`stnlib.train.reuse_freed_memory`). The column
-"stnlib, plain malloc" is stnlib without that last step, to show what it alone is worth.
+stnlib: its own training step (``train.training_batch`` and ``train.train_step``) on the data held
+as one tensor, whole batches rotated with ``affine_grid``/``grid_sample``, channels_last, under
+the quick profile's settings, once in fp32 and once with bf16 autocast where the CPU computes bf16
+natively (AVX512-BF16 or AMX). The ratio compares what the quick profile's ``precision="auto"``
+picks on this CPU with the baseline. ``--emulate-avx2`` measures every row again as an AVX2-only CPU
+would run it (ATen and oneDNN limited to AVX2), where ``auto`` means fp32.
 
 Each measurement runs in its own process so that its peak memory (max RSS, or CUDA peak
-allocation) is its own. Prints one table: img/s, ratio to the baseline, peak memory.
+allocation) is its own. Prints the CPU capability, then one table per capability: img/s of the
+baseline, of stnlib in fp32 and bf16, the ratio, peak memory.
 
-    python benchmarks/throughput.py                 # all rows, about 3.5 minutes on 2 cores
-    python benchmarks/throughput.py --quick         # fewer iterations
+    python benchmarks/throughput.py                 # about 4 minutes on 2 idle cores
+    python benchmarks/throughput.py --emulate-avx2  # and as an AVX2-only CPU: about 8 minutes
+    python benchmarks/throughput.py --quick         # fewer iterations (noisier)
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,58 +42,54 @@ def _peak_mb(device: str) -> float:
 
 
 def _measure_stnlib(dataset: str, model_name: str, iters: int, warmup: int, batch: int,
-                    device: str, width: float, reuse_memory: bool, q: mp.Queue) -> None:
+                    device: str, precision: str, q: mp.Queue) -> None:
+    """stnlib's own training step (``train.training_batch`` + ``train.train_step``) under the quick
+    profile's settings for ``dataset``, with ``precision`` in place of the profile's."""
+    import dataclasses
+
     import torch
 
-    from stnlib.data import get_task
-    from stnlib.nn import build as build_model
-    from stnlib.hardware import autocast, reuse_freed_memory
-    from stnlib.train import loss_and_errors, to_channels_last
+    from stnlib.hardware import reuse_freed_memory
+    from stnlib.profiles import settings_for
+    from stnlib.train import TrainState, make_network, to_channels_last, train_step, training_batch
+    from stnlib.train.config import make_tasks
 
-    if reuse_memory and not device.startswith("cuda"):
-        reuse_freed_memory()
-    torch.manual_seed(0)
+    experiment = "svhn" if dataset == "svhn" else dataset
+    s = dataclasses.replace(settings_for("quick", experiment), batch_size=batch, precision=precision,
+                            **({"svhn_source": "synthetic", "svhn_n_train": 2048, "svhn_n_test": 64}
+                               if dataset == "svhn" else {}))
     dev = torch.device(device)
-    kw = {"width": width} if dataset == "svhn" else {}
-    opts = {"source": "synthetic", "n_train": 2048, "n_test": 64} if dataset == "svhn" else {}
-    net = build_model(model_name, dataset, **kw).to(dev)
-    to_channels_last(net)
-    task = get_task(dataset, "train", root=str(ROOT / "data"), device=dev,
-                    channels_last=True, **opts)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    g = torch.Generator(device=dev).manual_seed(0)
-    n = task.num_examples
-    precision = "bf16"
+    if dev.type == "cpu":
+        reuse_freed_memory()  # as stnlib.train does
+    torch.manual_seed(0)
+    net = make_network(model_name, dataset, s).to(dev)
+    if s.channels_last:
+        to_channels_last(net)
+    task, _ = make_tasks(dataset, s, dev, str(ROOT / "data"))
+    state = TrainState.start(net, s)
     t0 = None
     for i in range(warmup + iters):
         if i == warmup:
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-        idx = torch.randint(0, n, (batch,), generator=torch.Generator().manual_seed(i)).to(dev)
-        x, y, _ = task.raw_batch(idx, g)
-        with autocast(dev, precision):
-            logits = net(x)
-        loss, _ = loss_and_errors(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+        x, y = training_batch(task, s, 0, i, dev)
+        train_step(state, x, y, device=dev, precision=s.precision)  # reads the loss: one sync per step
     dt = time.perf_counter() - t0
     q.put((iters * batch / dt, _peak_mb(device)))
 
 
 def _measure_baseline(dataset: str, model_name: str, iters: int, warmup: int, batch: int,
-                      device: str, width: float, q: mp.Queue) -> None:
+                      device: str, q: mp.Queue) -> None:
+    """The paper-style pipeline on the same network (the quick profile's width and dropout on SVHN)."""
     import numpy as np
     import torch
     import torchvision.transforms as T
     from PIL import Image
     from torch.utils.data import DataLoader
 
-    from stnlib.nn import build as build_model
-    from stnlib.train import loss_and_errors
+    from stnlib.profiles import settings_for
+    from stnlib.train import loss_and_errors, make_network
 
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -98,7 +99,7 @@ def _measure_baseline(dataset: str, model_name: str, iters: int, warmup: int, ba
         images, labels = make_synthetic_svhn(2048, seed=0)
         imgs = [Image.fromarray(np.ascontiguousarray(im.transpose(1, 2, 0))) for im in images]
         tf = T.Compose([T.ToTensor(), T.Normalize((0.5,) * 3, (0.25,) * 3)])
-        net = build_model(model_name, dataset, width=width).to(dev)
+        net = make_network(model_name, dataset, settings_for("quick", "svhn")).to(dev)
     else:
         from stnlib.data import mnist_arrays
 
@@ -106,7 +107,7 @@ def _measure_baseline(dataset: str, model_name: str, iters: int, warmup: int, ba
         imgs = [Image.fromarray(im.numpy()) for im in images]
         tf = T.Compose([T.RandomRotation(90, interpolation=T.InterpolationMode.BILINEAR),
                         T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])
-        net = build_model(model_name, dataset).to(dev)
+        net = make_network(model_name, dataset, settings_for("quick", dataset)).to(dev)
     from stnlib.nn.layers import SingleChannelConv2d
 
     for m in net.modules():  # the authors' network: plain nn.Conv2d gradients throughout
@@ -166,36 +167,74 @@ def _run(fn, *args) -> tuple[float, float]:
     return out
 
 
+#: Environment that makes this CPU run as an AVX2-only one: ATen's kernels and oneDNN's limited to AVX2
+#: (no AVX512, no AVX512-BF16, no AMX), so bf16 autocast is emulated as on such CPUs. Read at start-up,
+#: hence set for the measuring processes only.
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def _capability(env: dict[str, str]) -> tuple[str, bool]:
+    """The CPU capability a process started with ``env`` sees, and whether it computes bf16 natively."""
+    code = ("from stnlib.hardware import cpu_capability as c; print(c().describe()); print(c().native_bf16)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout.splitlines()
+    return out[0], out[1] == "True"
+
+
+def _table(args, rows, env: dict[str, str]) -> None:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the spawned measuring processes read it at start-up
+    try:
+        cpu = not args.device.startswith("cuda")
+        described, native = _capability(env) if cpu else ("cuda", True)
+        print(f"\n{'CPU' if cpu else 'device'}: {described}" + (" [emulated: " + ", ".join(
+            f"{k}={v}" for k, v in env.items()) + "]" if env else ""))
+        auto = "bf16" if native else "fp32"
+        print(f"quick profile's precision 'auto' here: {auto}" + ("" if native else " (bf16 would be emulated)"))
+        print(f"{'dataset':10s} {'model':8s} {'batch':>5s} {'baseline':>9s} {'fp32':>7s} {'bf16':>7s} "
+              f"{'ratio':>6s} {'peak MB base':>13s} {'peak MB ours':>13s}   (img/s; ratio: 'auto' / baseline)")
+        for dataset, model, iters, batch in rows:
+            base, base_mem = _run(_measure_baseline, dataset, model, iters, 3, batch, args.device)
+            fp32, fp32_mem = _run(_measure_stnlib, dataset, model, iters, 3, batch, args.device, "fp32")
+            bf16, bf16_mem = (_run(_measure_stnlib, dataset, model, iters, 3, batch, args.device, "bf16")
+                              if native or args.all_precisions else (float("nan"), float("nan")))
+            ours, mem = (bf16, bf16_mem) if auto == "bf16" else (fp32, fp32_mem)
+            print(f"{dataset:10s} {model:8s} {batch:5d} {base:9.0f} {fp32:7.0f} "
+                  + (f"{bf16:7.0f}" if bf16 == bf16 else f"{'—':>7s}")
+                  + f" {ours / base:6.2f} {base_mem:13.0f} {mem:13.0f}", flush=True)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
     ap.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
     ap.add_argument("--datasets", nargs="+", choices=("mnist-rot", "svhn"), default=("mnist-rot", "svhn"),
                     help="measure only these rows")
+    ap.add_argument("--emulate-avx2", action="store_true",
+                    help="also measure every row as on an AVX2-only CPU (" + ", ".join(
+                        f"{k}={v}" for k, v in AVX2_ENV.items()) + ")")
+    ap.add_argument("--all-precisions", action="store_true",
+                    help="measure bf16 autocast also where it is emulated (slow)")
     args = ap.parse_args(argv)
-    mnist_iters, svhn_iters = (15, 3) if args.quick else (80, 6)
-    rows = [("mnist-rot", m, mnist_iters, 256, 1.0) for m in ("cnn", "stn-c0", "stn-c1", "stn-sl1")]
-    rows.append(("svhn", "stn-c0", svhn_iters, 128, 1.0))
+    mnist_iters, svhn_iters = (10, 2) if args.quick else (40, 5)
+    rows = [("mnist-rot", m, mnist_iters, 256) for m in ("cnn", "stn-c0", "stn-c1", "stn-sl1")]
+    rows.append(("svhn", "stn-c0", svhn_iters, 128))
     rows = [r for r in rows if r[0] in args.datasets]
     import torch
 
-    print(f"device: {args.device}; torch {torch.__version__}; {os.cpu_count()} CPU cores")
-    cpu = not args.device.startswith("cuda")
-    print(f"{'dataset':10s} {'model':8s} {'batch':>5s} {'baseline img/s':>15s} "
-          + (f"{'stnlib, plain malloc':>21s} " if cpu else "")
-          + f"{'stnlib img/s':>13s} {'ratio':>6s} {'peak MB base':>13s} {'peak MB ours':>13s}")
-    for dataset, model, iters, batch, width in rows:
-        base, base_mem = _run(_measure_baseline, dataset, model, iters, 3, batch,
-                              args.device, width)
-        plain = ""
-        if cpu:
-            plain_ips, _ = _run(_measure_stnlib, dataset, model, iters, 3, batch,
-                                args.device, width, False)
-            plain = f"{plain_ips:21.0f} "
-        ours, ours_mem = _run(_measure_stnlib, dataset, model, iters, 3, batch,
-                              args.device, width, True)
-        print(f"{dataset:10s} {model:8s} {batch:5d} {base:15.0f} {plain}{ours:13.0f} "
-              f"{ours / base:6.2f} {base_mem:13.0f} {ours_mem:13.0f}", flush=True)
+    start = time.perf_counter()
+    print(f"device: {args.device}; torch {torch.__version__}; {os.cpu_count()} CPU cores; {torch.get_num_threads()} "
+          "threads; baseline: per-sample PIL rotation in 2 DataLoader workers, fp32; stnlib: its training step")
+    _table(args, rows, {})
+    if args.emulate_avx2 and not args.device.startswith("cuda"):
+        _table(args, rows, AVX2_ENV)
+    print(f"\nmeasured in {time.perf_counter() - start:.0f} s")
     return 0
 
 

@@ -73,6 +73,27 @@ def rotate_batch(
     return warp(images, theta, padding_mode="zeros"), angles
 
 
+def _check_clutter_args(images: torch.Tensor, clutter_pool: torch.Tensor, *, canvas: int, max_shift: int,
+                        n_patches: int, patch: int) -> None:
+    """Refuse arguments :func:`translate_clutter_batch` cannot honour, naming the bad value and the valid range."""
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(f"images must be a float N×C×H×W tensor, got {images.dtype} {tuple(images.shape)}")
+    _, _, h, w = images.shape
+    offset_y, offset_x = (canvas - h) // 2, (canvas - w) // 2
+    if max_shift < 0 or max_shift > min(offset_x, offset_y, canvas - h - offset_y, canvas - w - offset_x):
+        raise ValueError(
+            f"max_shift={max_shift} does not keep a {h}×{w} digit inside a {canvas}×{canvas} canvas "
+            f"(valid: 0..{min(offset_x, offset_y)})"
+        )
+    if n_patches < 0:
+        raise ValueError(f"n_patches must be >= 0, got {n_patches}")
+    if n_patches > 0:
+        if clutter_pool.dim() != 3 or clutter_pool.shape[0] == 0:
+            raise ValueError(f"clutter_pool must be a non-empty M×H×W tensor, got {tuple(clutter_pool.shape)}")
+        if not 1 <= patch <= min(clutter_pool.shape[1], clutter_pool.shape[2], canvas - 1):
+            raise ValueError(f"patch={patch} must be in 1..{min(clutter_pool.shape[1:])}")
+
+
 def translate_clutter_batch(
     images: torch.Tensor,
     clutter_pool: torch.Tensor,
@@ -114,22 +135,9 @@ def translate_clutter_batch(
     Returns:
         ``(canvas_images [N,C,canvas,canvas], shift_px [N,2] int64 (dx, dy))`` on the images' device.
     """
-    if images.dim() != 4 or not images.is_floating_point():
-        raise ValueError(f"images must be a float N×C×H×W tensor, got {images.dtype} {tuple(images.shape)}")
+    _check_clutter_args(images, clutter_pool, canvas=canvas, max_shift=max_shift, n_patches=n_patches, patch=patch)
     n, c, h, w = images.shape
     offset_y, offset_x = (canvas - h) // 2, (canvas - w) // 2
-    if max_shift < 0 or max_shift > min(offset_x, offset_y, canvas - h - offset_y, canvas - w - offset_x):
-        raise ValueError(
-            f"max_shift={max_shift} does not keep a {h}×{w} digit inside a {canvas}×{canvas} canvas "
-            f"(valid: 0..{min(offset_x, offset_y)})"
-        )
-    if n_patches < 0:
-        raise ValueError(f"n_patches must be >= 0, got {n_patches}")
-    if n_patches > 0:
-        if clutter_pool.dim() != 3 or clutter_pool.shape[0] == 0:
-            raise ValueError(f"clutter_pool must be a non-empty M×H×W tensor, got {tuple(clutter_pool.shape)}")
-        if not 1 <= patch <= min(clutter_pool.shape[1], clutter_pool.shape[2], canvas - 1):
-            raise ValueError(f"patch={patch} must be in 1..{min(clutter_pool.shape[1:])}")
     device = images.device
     if draws is None and (shift_px is None or n_patches > 0):
         if generator is None:

@@ -1,0 +1,383 @@
+"""Execution profiles as plain data: ``smoke``, ``quick`` and ``full``.
+
+A profile says, for every experiment, how long and how to train, and which of those
+choices deviate from the paper's protocol. Every deviation is named here, in one place,
+and printed by the chapters; nothing else in the library changes behaviour by profile.
+
+* ``smoke``: seconds per model. Exercises every code path in CI; its numbers mean nothing.
+* ``quick``: sized for a 2-core CPU (bf16 autocast); long enough to show the paper's effects.
+* ``full``: the paper's protocol (150k iterations, 3 seeds); meant for a GPU.
+
+The protocol the ``full`` profile follows (reproduction spec §5): SGD, batch 256, learning
+rate 0.01 divided by 10 after 50k and 100k of 150k iterations, no momentum, no weight decay,
+localisation learning-rate multiplier 1, normalised inputs. Where the paper is silent
+(momentum, the multiplier, normalisation) the spec's DEFAULTs are used and exposed as fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+#: Experiments: which dataset they train on, which models they compare, and what they test.
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    "mnist-rot": {
+        "dataset": "mnist-rot",
+        "models": ("cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1"),
+        "about": "Rotated MNIST (±90°), Table 1 left column, Figures 2 and 3.",
+    },
+    "mnist-trans": {
+        "dataset": "mnist-trans",
+        "models": ("cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1"),
+        "about": "Translated (±16 px) and cluttered MNIST on a 60×60 canvas, Table 1 right column.",
+    },
+    "mnist-rot-adam": {
+        "dataset": "mnist-rot",
+        "models": ("stn-c0", "stn-c1", "stn-sl1"),
+        "about": "Rotated MNIST with Adam instead of SGD: does Figure 3 depend on the optimiser?",
+    },
+    "svhn": {
+        "dataset": "svhn",
+        "models": (
+            "cnn", "stn-c0", "stn-c3", "stn-c6", "stn-c8",
+            "stn-sl3", "stn-sl6", "stn-sl8", "stn-dl3", "stn-dl6", "stn-dl8",
+        ),
+        "about": "SVHN format 1 (64×64, 5 digit heads), Table 2: depth sweep of CX vs SLX (and DLX).",
+    },
+}
+
+#: Models beyond the paper, trained under an experiment's settings (chapter "Beyond the paper").
+EXTENSION_MODELS: dict[str, tuple[str, ...]] = {"mnist-rot": ("ecnn", "stn-ec1")}
+
+#: Sweeps: (experiment, models) pairs; ``None`` means the experiment's own model list.
+SWEEPS: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
+    "table1": (("mnist-rot", None), ("mnist-trans", None)),
+    "optimizers": (("mnist-rot-adam", None),),
+    "mnist": (("mnist-rot", None), ("mnist-trans", None), ("mnist-rot-adam", None)),
+    "table2": (("svhn", None),),
+    "beyond": (("mnist-rot", EXTENSION_MODELS["mnist-rot"]),),
+}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How one experiment is trained and evaluated in one profile.
+
+    Every field enters the record's config hash, so changing any of them invalidates
+    the stored records of that profile (they are retrained, never silently mixed).
+    """
+
+    iterations: int
+    batch_size: int = 256
+    optimizer: str = "sgd"  # "sgd" | "adam"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    #: Iterations after which the learning rate is divided by ``lr_divisor``.
+    lr_milestones: tuple[int, ...] = ()
+    lr_divisor: float = 10.0
+    #: Learning-rate multiplier of the localisation network (spec §5; paper default 1).
+    loc_lr_multiplier: float = 1.0
+    #: MNIST: the test error is the mean over this many freshly transformed test passes.
+    eval_passes: int = 10
+    #: Evaluate learning curves (test error, orientation statistics) every this many iterations.
+    eval_every: int = 1000
+    #: Test examples used for the learning curves (the final error always uses the whole test set).
+    curve_examples: int = 2000
+    #: Use only the first n training / test examples (None: all).
+    train_subset: int | None = None
+    test_subset: int | None = None
+    #: "fp32", or "bf16" (autocast; CPU with AMX, or CUDA), or "auto" (bf16 on CUDA, fp32 elsewhere).
+    precision: str = "fp32"
+    channels_last: bool = False
+    #: Width multiplier of the SVHN network (1.0 = the paper's).
+    width: float = 1.0
+    #: SVHN dropout probability (None = the paper's 0.5).
+    dropout: float | None = None
+    #: SVHN data source ("auto": real SVHN if present, else the synthetic stand-in).
+    svhn_source: str = "auto"
+    svhn_n_train: int | None = None
+    svhn_n_test: int | None = None
+    #: Difficulty of the synthetic SVHN stand-in (``stnlib.data.svhn.synthetic.DIFFICULTIES``; None = "paper-like").
+    svhn_difficulty: str | None = None
+    #: Write a resumable checkpoint every this many iterations.
+    checkpoint_every: int = 500
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lr_milestones"] = list(self.lr_milestones)
+        # Fields added after records were first committed are left out while at their default, so
+        # that adding them does not change the config hash of settings that never use them.
+        for name in _LATE_FIELDS:
+            if d[name] is None:
+                del d[name]
+        return d
+
+
+#: TrainSettings fields omitted from ``to_dict`` (and the config hash) while ``None``.
+_LATE_FIELDS = ("dropout", "svhn_difficulty")
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    """How much work the first-layer part of the toy chapter does in one profile.
+
+    The W/M and bar examples are exact constructions and do not depend on the profile; only these do.
+    """
+
+    #: SGD steps of the first layer trained on upright MNIST (batch 64).
+    train_steps: int
+    #: MNIST test digits the misalignment curves average over.
+    n_images: int
+    #: Spacing of the rotation angles (degrees) of the misalignment curves (multiples of 45° are added).
+    angle_step: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    about: str
+    seeds: tuple[int, ...]
+    settings: dict[str, TrainSettings]
+    toy: ToySettings
+    #: Per experiment: every way this profile departs from the paper's protocol.
+    deviations: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------
+# full: the paper's protocol
+# MNIST in fp32 (on CUDA, PyTorch's default TF32 convolutions): measured on an H200 for STN-C0, bf16
+# autocast + channels_last trained at 53.5k img/s against 66.5k in fp32, with the same test error
+# after 3 epochs (benchmarks/results/h200-2026-11-26/precision_cuda.txt): these networks are too small
+# for bf16 to pay. The SVHN network is not, so it keeps bf16 autocast on CUDA ("auto").
+_PAPER_MNIST = TrainSettings(
+    iterations=150_000,
+    lr_milestones=(50_000, 100_000),
+    eval_every=5_000,
+    precision="fp32",
+    checkpoint_every=5_000,
+)
+_FULL = Profile(
+    name="full",
+    about="The paper's protocol: 150k iterations of SGD, 3 seeds. Meant for a GPU.",
+    seeds=(0, 1, 2),
+    toy=ToySettings(train_steps=3000, n_images=1000, angle_step=5),
+    settings={
+        "mnist-rot": _PAPER_MNIST,
+        "mnist-trans": _PAPER_MNIST,
+        "mnist-rot-adam": replace(_PAPER_MNIST, optimizer="adam", lr=1e-3),
+        "svhn": replace(_PAPER_MNIST, eval_passes=1, svhn_source="auto", precision="auto"),
+    },
+    deviations={
+        "mnist-rot": (),
+        "mnist-trans": (),
+        "mnist-rot-adam": ("Adam (lr 1e-3) instead of SGD: a deliberate variant, not in the paper",),
+        "svhn": (
+            "bf16 autocast on CUDA (mixed precision); fp32 elsewhere",
+            "uses the synthetic SVHN-like stand-in when real SVHN format 1 is not on disk",
+        ),
+    },
+)
+
+# ---------------------------------------------------------------------------------------
+# quick: a 2-core CPU; the MNIST study (10 models) took 35 min idle on the reference CPU (README)
+_EPOCH = 60_000 // 256  # 234 full batches per MNIST epoch
+_QUICK_ROT = TrainSettings(
+    iterations=12 * _EPOCH,
+    momentum=0.9,
+    lr_milestones=(8 * _EPOCH, 10 * _EPOCH),
+    eval_every=_EPOCH,
+    curve_examples=2000,
+    precision="bf16",
+    channels_last=True,
+    checkpoint_every=_EPOCH,
+)
+# Translated MNIST: localisation learning-rate multiplier 0.1 (the spec's fallback "if training is
+# unstable"). With multiplier 1 and momentum 0.9 the input-level STs collapse: calibration on a GPU
+# (benchmarks/calibrate.py; benchmarks/results/h200-2026-11-26) left STN-C0 and STN-DL1 at 88.7%
+# error and STN-SL1 at identity (|r| 0.00, 6.8-10% error) after 6-10 epochs, over two seeds. With
+# 0.1, 8 epochs: CNN 2.4%, C0 3.0%, C1 2.2%, SL1 3.5%, DL1 3.5%, every ST with |r| > 0.96.
+_QUICK_TRANS = replace(
+    _QUICK_ROT,
+    iterations=8 * _EPOCH,
+    lr_milestones=(6 * _EPOCH, 7 * _EPOCH),
+    loc_lr_multiplier=0.1,
+)
+# SVHN: batch 32, Adam at 3e-4 and no dropout, because the loss first sits on a "length prior"
+# plateau (sum of the 5 cross-entropies ~7.85, sequence error ~98%) and these leave it soonest.
+# Calibration (width 0.25, uncontended, bf16): at lr 1e-3 the CNN was still on the plateau after
+# 120k images (batch 32), STN-C0 and STN-SL6 after 51k (batch 128); with the spec's dropout (0.5
+# after blocks 2-8 and the FC layers) even 3e-4 left it slowly (CNN ~96% sequence error after 120k
+# images; without dropout ~35% after 200k). Throughput at batch 32: ~830 img/s for the CNN down to
+# ~400 img/s for SL8/DL8, i.e. ~21 ms per image summed over the 11 models (~45 min for this sweep).
+_QUICK_SVHN = replace(
+    _QUICK_ROT,
+    iterations=4_000,
+    batch_size=32,
+    optimizer="adam",
+    lr=3e-4,
+    momentum=0.0,
+    lr_milestones=(3_400,),
+    eval_every=500,
+    eval_passes=1,
+    curve_examples=1_000,
+    width=0.25,
+    dropout=0.0,
+    svhn_n_train=40_000,
+    svhn_n_test=4_000,
+    checkpoint_every=500,
+)
+_QUICK_COMMON = (
+    "SGD with momentum 0.9 (the paper: no momentum); plain SGD at lr 0.01 reaches only ~10% "
+    "error in the few epochs a CPU allows",
+    "bf16 autocast and channels_last on the CPU (mixed precision)",
+)
+_QUICK = Profile(
+    name="quick",
+    about="A 2-core CPU: short schedules with momentum, one seed; shows the paper's effects.",
+    seeds=(0,),
+    toy=ToySettings(train_steps=600, n_images=256, angle_step=10),
+    settings={
+        "mnist-rot": _QUICK_ROT,
+        "mnist-trans": _QUICK_TRANS,
+        "mnist-rot-adam": replace(_QUICK_ROT, optimizer="adam", lr=1e-3, momentum=0.0),
+        "svhn": _QUICK_SVHN,
+    },
+    deviations={
+        "mnist-rot": (
+            f"{12} epochs ({12 * _EPOCH} iterations) instead of 150k iterations; "
+            "learning rate ÷10 after epochs 8 and 10",
+            *_QUICK_COMMON,
+            "one seed instead of three",
+        ),
+        "mnist-trans": (
+            f"{8} epochs ({8 * _EPOCH} iterations) instead of 150k iterations; "
+            "learning rate ÷10 after epochs 6 and 7",
+            *_QUICK_COMMON,
+            "localisation learning-rate multiplier 0.1 (the spec's default is 1, with 0.1 as the "
+            "fallback for unstable training): with 1 and momentum the input-level STs collapse",
+            "one seed instead of three",
+        ),
+        "mnist-rot-adam": (
+            "Adam (lr 1e-3) instead of SGD: a deliberate variant, not in the paper",
+            f"12 epochs ({12 * _EPOCH} iterations), the same schedule length as quick mnist-rot",
+            "bf16 autocast and channels_last on the CPU (mixed precision)",
+            "one seed instead of three",
+        ),
+        "svhn": (
+            f"the SVHN network at width ×{_QUICK_SVHN.width:g} (every conv channel count and FC width; "
+            "the localisation head keeps its size): 2.1M instead of 32.8M parameters",
+            f"{_QUICK_SVHN.iterations:,} iterations of batch {_QUICK_SVHN.batch_size} "
+            f"({_QUICK_SVHN.iterations * _QUICK_SVHN.batch_size:,} images, about "
+            f"{_QUICK_SVHN.iterations * _QUICK_SVHN.batch_size / _QUICK_SVHN.svhn_n_train:.1f} epochs) with "
+            f"Adam at lr {_QUICK_SVHN.lr:g}, ÷10 after iteration {_QUICK_SVHN.lr_milestones[0]:,}, instead of "
+            "150k iterations of batch 256 with SGD at lr 0.01 (÷10 after 50k and 100k)",
+            f"{_QUICK_SVHN.svhn_n_train:,} training and {_QUICK_SVHN.svhn_n_test:,} test images instead of "
+            "235,755 and 13,068",
+            "no dropout (the paper: 0.5 after conv blocks 2-8 and each FC layer); with it the small, "
+            "short runs stay near the all-blank 'length prior' plateau",
+            "uses the synthetic SVHN-like stand-in when real SVHN format 1 is not on disk",
+            "bf16 autocast and channels_last on the CPU (mixed precision)",
+            "one seed instead of three",
+        ),
+    },
+)
+
+# ---------------------------------------------------------------------------------------
+# smoke: seconds per model, for CI; its numbers mean nothing
+_SMOKE_MNIST = TrainSettings(
+    iterations=12,
+    batch_size=64,
+    momentum=0.9,
+    lr_milestones=(8,),
+    eval_passes=2,
+    eval_every=6,
+    curve_examples=256,
+    train_subset=2048,
+    test_subset=512,
+    precision="fp32",
+    checkpoint_every=6,
+)
+_SMOKE = Profile(
+    name="smoke",
+    about="Seconds per model: exercises every code path (CI). Its numbers mean nothing.",
+    seeds=(0,),
+    toy=ToySettings(train_steps=30, n_images=64, angle_step=30),
+    settings={
+        "mnist-rot": _SMOKE_MNIST,
+        "mnist-trans": _SMOKE_MNIST,
+        "mnist-rot-adam": replace(_SMOKE_MNIST, optimizer="adam", lr=1e-3, momentum=0.0),
+        "svhn": replace(
+            _SMOKE_MNIST,
+            iterations=6,
+            batch_size=32,
+            lr_milestones=(),
+            eval_passes=1,
+            eval_every=3,
+            curve_examples=64,
+            train_subset=None,
+            test_subset=None,
+            width=0.125,
+            svhn_source="synthetic",
+            svhn_n_train=256,
+            svhn_n_test=128,
+            checkpoint_every=3,
+        ),
+    },
+    deviations={
+        name: ("a few iterations on a small subset: a code-path check, not a result",)
+        for name in EXPERIMENTS
+    },
+)
+
+PROFILES: dict[str, Profile] = {"smoke": _SMOKE, "quick": _QUICK, "full": _FULL}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; a ``ValueError`` lists the valid names otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}"
+        ) from None
+
+
+def get_experiment(name: str) -> dict[str, Any]:
+    """The experiment called ``name``; a ``ValueError`` lists the valid names otherwise."""
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown experiment {name!r}; valid experiments: {', '.join(EXPERIMENTS)}"
+        ) from None
+
+
+def get_sweep(name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The (experiment, models) pairs of sweep ``name``; an experiment name is a sweep of itself."""
+    if name in SWEEPS:
+        return tuple((exp, models if models is not None else EXPERIMENTS[exp]["models"])
+                     for exp, models in SWEEPS[name])
+    if name in EXPERIMENTS:
+        return ((name, EXPERIMENTS[name]["models"]),)
+    raise ValueError(
+        f"unknown sweep {name!r}; valid sweeps: {', '.join(SWEEPS)} "
+        f"(or one experiment: {', '.join(EXPERIMENTS)})"
+    )
+
+
+def settings_for(profile: str, experiment: str) -> TrainSettings:
+    """The training settings of ``experiment`` in ``profile`` (both validated)."""
+    get_experiment(experiment)
+    return get_profile(profile).settings[experiment]
+
+
+def toy_settings(profile: str) -> ToySettings:
+    """The toy chapter's settings in ``profile`` (validated)."""
+    return get_profile(profile).toy
+
+
+def deviations_for(profile: str, experiment: str) -> tuple[str, ...]:
+    """Every way ``profile`` departs from the paper's protocol for ``experiment``."""
+    get_experiment(experiment)
+    return get_profile(profile).deviations.get(experiment, ())

@@ -1,0 +1,246 @@
+"""Runs: train-or-load, experiments and sweeps as lists of runs.
+
+A *run* is one (experiment, model, profile, seed). :func:`train_or_load` returns its stored record
+when the record's config hash matches the config that would be trained now, and trains it otherwise;
+a changed profile therefore retrains and is never silently mixed with old numbers. Records live under
+:func:`stnlib.paths.records_root`; setting ``STNLIB_NO_TRAIN`` turns a missing or stale record of a
+real profile into an error instead of hours of training (CI builds the book that way).
+
+Launchers that run many of these at once (a local pool, SLURM) live in :mod:`stnlib.launch`;
+:func:`estimate_seconds` says what a list of runs will cost on a device before any of it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stnlib import records, train
+from stnlib.paths import benchmark_results_root, describe_records_root, records_root
+from stnlib.profiles import get_experiment, get_profile, get_sweep, settings_for
+
+NO_TRAIN_ENV = "STNLIB_NO_TRAIN"
+
+
+class RunOutOfMemory(RuntimeError):
+    """A run did not fit in the GPU's memory; the message names the batch size to lower."""
+
+
+@dataclass(frozen=True, order=True)
+class RunSpec:
+    """One training run."""
+
+    experiment: str
+    model: str
+    profile: str
+    seed: int
+
+    def __str__(self) -> str:
+        return f"{self.experiment}/{self.model} ({self.profile}, seed {self.seed})"
+
+    def config(self) -> dict[str, Any]:
+        """Its config (validates every name)."""
+        return train.build_config(self.experiment, self.model, self.profile, self.seed)
+
+    def stored(self, root: str | os.PathLike | None = None) -> dict[str, Any] | None:
+        """Its record if one is stored, complete and made with the current config; else ``None``."""
+        rec = records.load_record(self.experiment, self.model, self.profile, self.seed,
+                                  expected_hash=records.config_hash(self.config()), root=root)
+        return rec if rec is not None and rec["status"] == "complete" else None
+
+
+def train_or_load(experiment: str, model: str, profile: str, seed: int, *,
+                  fresh: bool = False, root: str | os.PathLike | None = None,
+                  **train_kwargs: Any) -> dict[str, Any]:
+    """The record of a run: the stored one if its config hash matches, else a new training run.
+
+    ``fresh=True`` always retrains. A stored record whose config differs from the one that would be
+    trained now is retrained and overwritten (the reason is printed), never reused.
+    """
+    spec = RunSpec(experiment, model, profile, seed)
+    cfg = spec.config()
+    if not fresh:
+        found = records.load_record(experiment, model, profile, seed, root=root)
+        if found is not None:
+            if found["config_hash"] == records.config_hash(cfg) and found["status"] == "complete":
+                return found
+            reason = ("its config changed" if found["config_hash"] != records.config_hash(cfg)
+                      else f"its status is {found['status']!r}")
+            print(f"retraining {spec}: {reason}")
+    if os.environ.get(NO_TRAIN_ENV) and profile != "smoke":
+        raise records.RecordError(
+            f"no up-to-date {profile} record for {experiment}/{model} (seed {seed}) under "
+            f"{records.record_path(experiment, model, profile, seed, root).parent} and {NO_TRAIN_ENV} is set; "
+            f"train it with `python -m stnlib train {experiment} {model} --profile {profile} --seed {seed}` "
+            f"(records are read from {describe_records_root() if root is None else root})")
+    try:
+        return train.train(experiment, model, profile, seed, records_root=root, **train_kwargs)
+    except torch.cuda.OutOfMemoryError as e:
+        # PyTorch's message is pages of allocator statistics; the fix is one setting of the profile.
+        s = settings_for(profile, experiment)
+        raise RunOutOfMemory(
+            f"{spec}: CUDA ran out of memory at batch size {s.batch_size}; lower batch_size in the "
+            f"{profile!r} profile's settings for {experiment!r} (stnlib/profiles.py; this changes the config "
+            f"and so retrains), or use a GPU with more free memory. PyTorch said: "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+
+
+def experiment_runs(experiment: str, profile: str, *, models: Iterable[str] | None = None,
+                    seeds: Iterable[int] | None = None) -> list[RunSpec]:
+    """Every run of an experiment in a profile (its models × the profile's seeds), validated."""
+    exp = get_experiment(experiment)
+    prof = get_profile(profile)
+    specs = [RunSpec(experiment, m, profile, int(s))
+             for m in (models if models is not None else exp["models"])
+             for s in (seeds if seeds is not None else prof.seeds)]
+    for spec in specs:
+        spec.config()  # fail fast on an unknown model or a bad seed, before any training
+    return specs
+
+
+def sweep_runs(sweep: str, profile: str, *, models: Iterable[str] | None = None,
+               seeds: Iterable[int] | None = None) -> list[RunSpec]:
+    """Every run of a sweep (a named list of experiments, or one experiment) in a profile."""
+    wanted = None if models is None else list(models)
+    out: list[RunSpec] = []
+    for experiment, sweep_models in get_sweep(sweep):
+        chosen = sweep_models if wanted is None else [m for m in wanted if m in sweep_models]
+        if wanted is not None:
+            unknown = [m for m in wanted if m not in sweep_models]
+            if unknown and len(get_sweep(sweep)) == 1:
+                raise ValueError(f"unknown model(s) {unknown} for sweep {sweep!r}; valid models: "
+                                 f"{', '.join(sweep_models)}")
+        out += experiment_runs(experiment, profile, models=chosen, seeds=seeds)
+    return out
+
+
+def load_experiment(experiment: str, profile: str, *, models: Iterable[str] | None = None,
+                    seeds: Iterable[int] | None = None, fresh: bool = False,
+                    root: str | os.PathLike | None = None, **train_kwargs: Any
+                    ) -> dict[str, list[dict[str, Any]]]:
+    """Train-or-load every (model, seed) of an experiment in a profile: ``{model: [records]}``."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for spec in experiment_runs(experiment, profile, models=models, seeds=seeds):
+        out.setdefault(spec.model, []).append(
+            train_or_load(spec.experiment, spec.model, spec.profile, spec.seed, fresh=fresh, root=root,
+                          **train_kwargs))
+    return out
+
+
+def stored_records(specs: Iterable[RunSpec], root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The complete, up-to-date records of ``specs`` that exist (never trains)."""
+    return [rec for spec in specs if (rec := spec.stored(root)) is not None]
+
+
+# ---------------------------------------------------------------------------------------
+# cost estimates
+
+def device_kind(name: str) -> str:
+    """What makes two devices comparable for wall time: the GPU model, or a CPU's core count.
+
+    ``name`` is a record's ``provenance["device"]`` or :func:`stnlib.hardware.device_name`:
+    ``"cuda: NVIDIA H200"`` stays as it is, ``"cpu: AMD EPYC (2 cores, 2 threads)"`` becomes
+    ``"cpu, 2 cores"``: CPU models vary too much in name to match on, and a 2-core machine's records
+    say more about another 2-core machine than about a 64-core one.
+    """
+    if name.startswith("cpu"):
+        cores = re.search(r"\((\d+) cores", name)
+        return f"cpu, {cores.group(1)} cores" if cores else "cpu"
+    return name.split(" (")[0]
+
+
+def read_probes(results_root: str | os.PathLike | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every committed GPU probe (``<results>/*/full_probe.jsonl``, one JSON object a line) with its file.
+
+    A probe is a short run of the full profile's settings with its measured training throughput
+    (``train_images_per_s``, evaluation excluded), ``experiment``, ``model`` and ``device``
+    (``benchmarks/calibrate.py --profile full`` writes them). ``results_root`` defaults to the clone's
+    ``benchmarks/results``; outside a clone there are none.
+    """
+    root = Path(results_root) if results_root is not None else benchmark_results_root()
+    for path in (sorted(root.glob("*/full_probe.jsonl")) if root is not None else []):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                yield path, json.loads(line)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The expected wall time of one run on one kind of device, and where the number comes from.
+
+    ``seconds`` is ``None`` when nothing measured on that kind of device covers the run;
+    ``reference`` is then the best number from another device, ``(seconds, device, source)``, if any.
+    """
+
+    seconds: float | None
+    source: str
+    reference: tuple[float, str, str] | None = None
+
+
+def _record_times(spec: RunSpec, root: str | os.PathLike | None) -> dict[str, list[tuple[float, str]]]:
+    """Wall times of the complete records of ``spec``'s (experiment, model, profile), any seed, by device kind."""
+    folder = records_root(root) / spec.profile / spec.experiment
+    out: dict[str, list[tuple[float, str]]] = {}
+    for path in sorted(folder.glob(f"{spec.model}-seed*.json")):
+        try:
+            rec = records.read_record(path)
+        except records.RecordError:
+            continue  # a corrupt record says nothing about cost; training it reports the problem
+        if rec["model"] == spec.model and rec["status"] == "complete":
+            prov = rec["provenance"]
+            out.setdefault(device_kind(prov["device"]), []).append((float(prov["wall_time_s"]), prov["device"]))
+    return out
+
+
+def _probe_times(spec: RunSpec, probes: list[tuple[Path, dict[str, Any]]]) -> dict[str, tuple[float, str]]:
+    """Training time of ``spec`` at each probed device's throughput (iterations × batch size / img/s)."""
+    s = settings_for(spec.profile, spec.experiment)
+    out: dict[str, tuple[float, str]] = {}
+    for path, probe in probes:
+        if (probe["experiment"], probe["model"]) == (spec.experiment, spec.model):
+            seconds = s.iterations * s.batch_size / float(probe["train_images_per_s"])
+            out[device_kind(probe["device"])] = (seconds, f"{path.parent.name}/{path.name}")
+    return out
+
+
+def estimate_seconds(specs: Iterable[RunSpec], device: str | None, *,
+                     root: str | os.PathLike | None = None,
+                     results_root: str | os.PathLike | None = None) -> list[Estimate]:
+    """The expected wall time of each run of ``specs`` on ``device`` (a device name, or ``None``: unknown).
+
+    In order: (a) the median wall time of existing complete records of the same (experiment, model,
+    profile), any seed, made on the same kind of device (:func:`device_kind`); (b) a committed GPU probe
+    of the same (experiment, model) on that kind of device, scaled to the run's iterations × batch
+    size (training only: periodic evaluations add a few percent); (c) otherwise unknown, with the
+    number from another device as a reference where one exists.
+    """
+    kind = device_kind(device) if device is not None else None
+    probes = list(read_probes(results_root))
+    out = []
+    for spec in specs:
+        times = _record_times(spec, root)
+        probed = _probe_times(spec, probes)
+        if kind in times:
+            walls = times[kind]
+            out.append(Estimate(statistics.median(w for w, _ in walls),
+                                f"{len(walls)} record(s) on {walls[0][1]}"))
+        elif kind in probed:
+            out.append(Estimate(probed[kind][0], f"GPU probe {probed[kind][1]}"))
+        else:
+            ref = None
+            if times:
+                other, walls = next(iter(times.items()))
+                ref = (statistics.median(w for w, _ in walls), walls[0][1], f"{len(walls)} record(s)")
+            elif probed:
+                other, (seconds, source) = next(iter(probed.items()))
+                ref = (seconds, other, f"GPU probe {source}")
+            out.append(Estimate(None, "unknown", ref))
+    return out
