@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stnlib.runs", "stnlib.toy"),
     ("stnlib.launch",),
     ("stnlib.claims",),
-    ("stnlib.report", "stnlib.tables", "stnlib.plotting"),
+    ("stnlib.report",),
     ("stnlib.book",),
     ("stnlib.cli",),
     ("stnlib.__main__",),
