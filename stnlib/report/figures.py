@@ -205,7 +205,7 @@ def examples(recs: Mapping[str, Mapping[str, Any]], *, n: int = 6) -> plt.Figure
     return fig
 
 
-def _seed_band(ax: Any, model: str, runs: Sequence[Mapping[str, Any]], stat: str) -> None:
+def _seed_band(ax: Any, model: str, runs: Sequence[Mapping[str, Any]], stat: str, label: str | None = None) -> None:
     """One model's statistic against epoch: the mean over seeds as a line, the seeds' range as a band."""
     series = []
     for r in runs:
@@ -215,8 +215,8 @@ def _seed_band(ax: Any, model: str, runs: Sequence[Mapping[str, Any]], stat: str
     epochs = np.array([p[0] for p in series[0][:n]])
     vals = np.array([[p[1] for p in s[:n]] for s in series])
     kw = line_kwargs(model)
-    ax.plot(epochs, vals.mean(0), label=display_name(model) + (f" ({len(runs)} seeds)" if len(runs) > 1 else ""),
-            ms=4, **kw)
+    ax.plot(epochs, vals.mean(0), label=(label or display_name(model)) + (
+        f" ({len(runs)} seeds)" if len(runs) > 1 else f" (seed {runs[0]['seed']})"), ms=4, **kw)
     if len(runs) > 1:
         ax.fill_between(epochs, vals.min(0), vals.max(0), color=kw["color"], alpha=0.18, lw=0)
 
@@ -239,6 +239,28 @@ def orientation_trend(by_model: Mapping[str, Sequence[Mapping[str, Any]]], *, ti
     if title:
         fig.suptitle(title)
     axes[1].legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def slope_with_length(model: str, runs: Sequence[Mapping[str, Any]], longer: Mapping[str, Mapping[str, Any]], *,
+                      canonical_slope: float | None = None) -> plt.Figure:
+    """Does longer training make ``model`` canonicalise? Its slope against epoch in the profile's runs
+    (mean over seeds, range as a band) and in single longer calibration runs (``{label: record}``),
+    each in the model's colour with its own line style."""
+    fig, ax = plt.subplots(figsize=(COLUMN_IN, 3.1))
+    if runs:
+        _seed_band(ax, model, runs, "slope", label=f"{runs[0]['profile']} profile")
+    kw = line_kwargs(model)
+    for (lab, rec), ls in zip(longer.items(), ("--", ":", "-.", (0, (5, 1)))):
+        pts = [(e, o["slope"]) for e, o in zip(rec["curves"]["epoch"], rec["curves"]["orientation"]) if o is not None]
+        ax.plot(*zip(*pts), color=kw["color"], ls=ls, lw=1.4, gid=kw["gid"], label=f"{lab} (seed {rec['seed']})")
+    if canonical_slope is not None:
+        ax.axhline(canonical_slope, color=REFERENCE_COLOR, ls=":", lw=1)
+        ax.text(0.98, canonical_slope, f"canonicalises below {canonical_slope:g}", va="bottom", ha="right",
+                transform=ax.get_yaxis_transform(), fontsize=MIN_FONT_PT)
+    ax.set(xlabel="epoch", ylabel=f"{display_name(model)} slope", ylim=(min(-1.0, ax.get_ylim()[0]), 0.1))
+    ax.legend(loc="lower left", fontsize=MIN_FONT_PT)
     fig.tight_layout()
     return fig
 
