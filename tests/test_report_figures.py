@@ -120,3 +120,12 @@ def test_small_text_is_reported_as_such():
     ax.set_title("tiny", fontsize=5)
     assert figures.smallest_font_pt(fig) == 5
     plt.close(fig)
+
+
+def test_a_figure_too_wide_or_with_too_small_text_is_refused_before_it_reaches_the_book():
+    with pytest.raises(ValueError, match=r"6\.40 in wide.*WIDE_IN = 5\.6"):
+        figures.png_bytes(plt.subplots(figsize=(6.4, 2))[0])
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.set_title("tiny", fontsize=7)
+    with pytest.raises(ValueError, match="7 pt text.*MIN_FONT_PT = 9.5"):
+        figures.png_bytes(fig)

@@ -67,15 +67,25 @@ def smallest_font_pt(fig: plt.Figure) -> float:
 
 
 def png_bytes(fig: plt.Figure) -> bytes:
-    """The figure as a PNG at :data:`DPI`, carrying its drawn width and smallest font as text chunks."""
+    """The figure as a PNG at :data:`DPI`, carrying its drawn width and smallest font as text chunks.
+
+    Raises ``ValueError`` for a figure wider than :data:`WIDE_IN` or with text under :data:`MIN_FONT_PT`:
+    the browser would shrink it below readable size on a phone, so it is a drawing bug, caught here
+    rather than in the built book.
+    """
+    width, font = float(fig.get_figwidth()), smallest_font_pt(fig)
+    if width > WIDE_IN + 1e-9 or font < MIN_FONT_PT:
+        plt.close(fig)
+        raise ValueError(f"figure {width:.2f} in wide with {font:g} pt text: figures must be at most "
+                         f"WIDE_IN = {WIDE_IN} in wide with text of at least MIN_FONT_PT = {MIN_FONT_PT} pt")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)
     buf.seek(0)
     img = Image.open(buf).convert("RGB")  # the background is opaque: an alpha channel only adds bytes
     info = PngImagePlugin.PngInfo()
-    info.add_text(WIDTH_KEY, repr(float(fig.get_figwidth())))
-    info.add_text(FONT_KEY, repr(smallest_font_pt(fig)))
+    info.add_text(WIDTH_KEY, repr(width))
+    info.add_text(FONT_KEY, repr(font))
     out = io.BytesIO()
     img.save(out, format="png", pnginfo=info, optimize=True)
     return out.getvalue()

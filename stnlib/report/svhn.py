@@ -15,7 +15,7 @@ from stnlib.data import svhn
 from stnlib.data.svhn.synthetic import difficulty
 from stnlib.datasets import DATASETS, SVHN_BLANK, SVHN_POSITIONS
 from stnlib.nn import display_name
-from stnlib.report.figures import COLUMN_IN, plt
+from stnlib.report.figures import WIDE_IN, plt
 
 DEPTHS = (0, 3, 6, 8)
 Records = Mapping[str, Sequence[Mapping[str, Any]]]
@@ -68,7 +68,7 @@ def training_images(recs: Records, n: int = 16) -> plt.Figure | None:
         images, labels = svhn.make_synthetic_svhn(n, seed=0, split="train", progress=False,
                                                   config=difficulty(cfg.get("svhn_difficulty") or "paper-like"))
     cols = 8
-    fig, axes = plt.subplots(-(-n // cols), cols, figsize=(COLUMN_IN + 1.4, 2.0 * -(-n // cols)))
+    fig, axes = plt.subplots(-(-n // cols), cols, figsize=(WIDE_IN, 1.75 * -(-n // cols)))
     for ax, im, lab in zip(axes.flat, images[:n], labels[:n]):
         ax.imshow(np.transpose(im, (1, 2, 0)), interpolation="nearest")
         ax.set_title("".join(str(int(d)) for d in lab if d != SVHN_BLANK))
