@@ -42,8 +42,19 @@ def record_path(experiment: str, model: str, profile: str, seed: int,
     return records_root(root) / profile / experiment / f"{model}-seed{seed}.json"
 
 
+#: Config keys that document a run without changing what it computes, left out of the hash from
+#: protocol version 2 on: rewording a deviation must not make every record stale.
+UNHASHED_KEYS = ("deviations",)
+
+
 def config_hash(config: dict[str, Any]) -> str:
-    """A stable 16-hex-digit hash of a JSON-serialisable config (key order does not matter)."""
+    """A stable 16-hex-digit hash of a JSON-serialisable config (key order does not matter).
+
+    Everything that decides what a run computes enters it; :data:`UNHASHED_KEYS` (documentation)
+    do not, for configs of protocol version 2 or later (version 1 records hashed them too).
+    """
+    if int(config.get("protocol_version", 1)) >= 2:
+        config = {k: v for k, v in config.items() if k not in UNHASHED_KEYS}
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=json_default)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -102,6 +102,28 @@ class SyntheticSVHNConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
+#: Named difficulty levels of the stand-in. ``"paper-like"`` imitates real SVHN's variety; ``"plain"``
+#: keeps the same renderer and crop protocol with milder nuisances (shorter numbers, smaller rotations and
+#: shears, fewer distractors, no JPEG artefacts), so that a small network trained for minutes on a CPU
+#: leaves the all-blank plateau and converges: a named deviation of the ``quick`` profile.
+DIFFICULTIES: dict[str, SyntheticSVHNConfig] = {
+    "paper-like": SyntheticSVHNConfig(),
+    "plain": SyntheticSVHNConfig(
+        fonts=DEFAULT_FONTS[:8], length_probs=(0.3, 0.45, 0.25, 0.0, 0.0), font_size=(20, 44),
+        max_rotation_deg=15.0, max_shear=0.15, max_log2_aspect=0.15, perspective=0.02, distractor_prob=0.3,
+        plaque_prob=0.2, lines_prob=0.15, shadow_prob=0.15, min_contrast=80.0, blur_prob=0.3, max_blur=1.0,
+        max_noise=6.0, jpeg_prob=0.0),
+}
+
+
+def difficulty(name: str) -> SyntheticSVHNConfig:
+    """The stand-in's renderer settings called ``name`` (see :data:`DIFFICULTIES`)."""
+    try:
+        return DIFFICULTIES[name]
+    except KeyError:
+        raise ValueError(f"unknown stand-in difficulty {name!r}; valid choices: {', '.join(DIFFICULTIES)}") from None
+
+
 def font_dir() -> Path:
     """matplotlib's bundled TrueType folder (``mpl-data/fonts/ttf``)."""
     try:
