@@ -29,7 +29,9 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     },
     "mnist-trans": {
         "dataset": "mnist-trans",
-        "models": ("cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1"),
+        # The paper's Table 1 column (STN-DL1, from the long paper, is trained under rotation only: on the
+        # 60×60 canvas it costs as much as STN-SL1, and the CPU budget goes to three seeds instead).
+        "models": ("cnn", "stn-c0", "stn-c1", "stn-sl1"),
         "about": "Translated (±16 px) and cluttered MNIST on a 60×60 canvas, Table 1 right column.",
     },
     "mnist-rot-adam": {
@@ -199,8 +201,8 @@ _QUICK_ROT = TrainSettings(
 # 88.7% error, STN-SL1 at the identity, over two seeds and 6-10 epochs); with 0.1 every ST learns the shift.
 _QUICK_TRANS = replace(
     _QUICK_ROT,
-    iterations=6 * _EPOCH,
-    lr_milestones=(round(3.5 * _EPOCH), round(4.5 * _EPOCH)),
+    iterations=5 * _EPOCH,
+    lr_milestones=(3 * _EPOCH, round(3.5 * _EPOCH)),
     loc_lr_multiplier=0.1,
 )
 # SVHN on the "plain" synthetic stand-in: batch 64, Adam and no dropout leave the all-blank "length prior"
