@@ -25,7 +25,7 @@ import torch
 
 from stnlib import records, train
 from stnlib.paths import benchmark_results_root, describe_records_root, records_root
-from stnlib.profiles import get_experiment, get_profile, get_sweep, settings_for
+from stnlib.profiles import get_experiment, get_profile, get_sweep, seeds_for, settings_for
 
 NO_TRAIN_ENV = "STNLIB_NO_TRAIN"
 
@@ -85,7 +85,7 @@ def train_or_load(experiment: str, model: str, profile: str, seed: int, *,
         return train.train(experiment, model, profile, seed, records_root=root, **train_kwargs)
     except torch.cuda.OutOfMemoryError as e:
         # PyTorch's message is pages of allocator statistics; the fix is one setting of the profile.
-        s = settings_for(profile, experiment)
+        s = settings_for(profile, experiment, model)
         raise RunOutOfMemory(
             f"{spec}: CUDA ran out of memory at batch size {s.batch_size}; lower batch_size in the "
             f"{profile!r} profile's settings for {experiment!r} (stnlib/profiles.py; this changes the config "
@@ -95,12 +95,12 @@ def train_or_load(experiment: str, model: str, profile: str, seed: int, *,
 
 def experiment_runs(experiment: str, profile: str, *, models: Iterable[str] | None = None,
                     seeds: Iterable[int] | None = None) -> list[RunSpec]:
-    """Every run of an experiment in a profile (its models × the profile's seeds), validated."""
+    """Every run of an experiment in a profile (its models × their seeds in the profile), validated."""
     exp = get_experiment(experiment)
-    prof = get_profile(profile)
+    get_profile(profile)
     specs = [RunSpec(experiment, m, profile, int(s))
              for m in (models if models is not None else exp["models"])
-             for s in (seeds if seeds is not None else prof.seeds)]
+             for s in (seeds if seeds is not None else seeds_for(profile, experiment, m))]
     for spec in specs:
         spec.config()  # fail fast on an unknown model or a bad seed, before any training
     return specs
@@ -202,7 +202,7 @@ def _record_times(spec: RunSpec, root: str | os.PathLike | None) -> dict[str, li
 
 def _probe_times(spec: RunSpec, probes: list[tuple[Path, dict[str, Any]]]) -> dict[str, tuple[float, str]]:
     """Training time of ``spec`` at each probed device's throughput (iterations × batch size / img/s)."""
-    s = settings_for(spec.profile, spec.experiment)
+    s = settings_for(spec.profile, spec.experiment, spec.model)
     out: dict[str, tuple[float, str]] = {}
     for path, probe in probes:
         if (probe["experiment"], probe["model"]) == (spec.experiment, spec.model):

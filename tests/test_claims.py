@@ -218,3 +218,12 @@ def test_unknown_names_are_rejected_with_the_choices():
         claims.get_claim("nope")
     with pytest.raises(ValueError, match="unknown chapter 'x'; valid chapters: theory, toy"):
         claims.claims_for("x")
+
+
+def test_a_verdict_on_pinned_runs_says_they_were_kept_from_the_earlier_protocol(tmp_path):
+    from stnlib.claims.evidence import Evidence
+
+    ev = Evidence("quick", tmp_path)
+    caveats = " ".join(ev.caveats([("svhn", "cnn"), ("svhn", "stn-c0"), ("mnist-rot", "ecnn")]))
+    assert "earlier protocol with one seed, not retrained: svhn (every model); mnist-rot (ecnn)" in caveats
+    assert not any("earlier protocol" in c for c in ev.caveats([("mnist-rot", "stn-c1")]))

@@ -62,3 +62,42 @@ def test_dropout_enters_the_config_only_where_set():
     assert "dropout" not in settings_for("quick", "mnist-rot").to_dict()
     assert "dropout" not in settings_for("full", "svhn").to_dict()
     assert settings_for("quick", "svhn").to_dict()["dropout"] == 0.0
+
+
+def test_pinned_runs_keep_their_protocol_settings_wording_and_seeds():
+    from stnlib import profiles
+    from stnlib.train import build_config
+    from stnlib.train.config import PROTOCOL_VERSION
+
+    quick = profiles.get_profile("quick")
+    assert quick.pinned, "the quick profile pins the runs it has not retrained"
+    for exp, pins in quick.pinned.items():
+        for pin in pins:
+            model = pin.models[0] if pin.models else profiles.EXPERIMENTS[exp]["models"][0]
+            cfg = build_config(exp, model, "quick", pin.seeds[0])
+            assert cfg["protocol_version"] == pin.protocol_version < PROTOCOL_VERSION
+            assert cfg["settings"] == pin.settings.to_dict() and cfg["deviations"] == list(pin.deviations)
+            assert profiles.seeds_for("quick", exp, model) == pin.seeds
+    # A model the pin does not cover follows the profile: rotated MNIST pins only the extension models.
+    cfg = build_config("mnist-rot", "stn-c1", "quick", 2)
+    assert cfg["protocol_version"] == PROTOCOL_VERSION and profiles.seeds_for("quick", "mnist-rot", "stn-c1") == (0, 1, 2)
+    assert profiles.seeds_for("quick", "mnist-rot", "ecnn") == (0,)
+    assert profiles.settings_for("quick", "mnist-rot", "ecnn") != profiles.settings_for("quick", "mnist-rot", "cnn")
+
+
+def test_every_committed_quick_record_matches_its_config_in_the_profile():
+    # A schedule edited without retraining (or a pin edited) makes records stale: the book would then
+    # refuse them under STNLIB_NO_TRAIN; this says which at once.
+    from stnlib import records
+    from stnlib.paths import records_root
+    from stnlib.runs import experiment_runs
+
+    from stnlib.profiles import EXPERIMENTS, EXTENSION_MODELS
+
+    stale = []
+    for exp, e in EXPERIMENTS.items():
+        for spec in experiment_runs(exp, "quick", models=(*e["models"], *EXTENSION_MODELS.get(exp, ()))):
+            rec = records.load_record(spec.experiment, spec.model, "quick", spec.seed, root=records_root())
+            if rec is None or rec["config_hash"] != records.config_hash(spec.config()):
+                stale.append(str(spec))
+    assert stale == []

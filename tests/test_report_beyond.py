@@ -115,12 +115,12 @@ def _orientation(c0=-0.8, c1=-0.02, ec1=-0.3, r_c1=0.28, r_ec1=0.6, seeds=1):
 def test_orientation_text_direction_words():
     text = beyond.orientation_text(_orientation(), -0.6)
     assert "-0.80 for STN-C0, -0.02 for STN-C1, -0.30 for STN-EC1 (equivariant)" in text
-    assert "(means over 1 seed;" in text
+    assert "(mean over 1 seed;" in text
     assert "STN-EC1's |r| is 0.32 higher than STN-C1's, and its slope is steeper than STN-C1's." in text
     assert "reaches a slope of -0.80, steep enough for the -0.6 the ledger requires" in text
     other = beyond.orientation_text(_orientation(c0=-0.19, ec1=0.01, r_ec1=0.2, seeds=3), -0.6)
     assert "0.08 lower than STN-C1's" in other and "less steep than STN-C1's" in other
-    assert "(means over 3 seeds;" in other and "-0.19, not as steep as the -0.6" in other
+    assert "(mean over 3 seeds;" in other and "-0.19, not as steep as the -0.6" in other
     same = beyond.orientation_text(_orientation(ec1=-0.021, r_ec1=0.28), -0.6)
     assert "|r| is the same as STN-C1's" in same and "as steep as STN-C1's" in same
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from stnlib import records
 from stnlib.claims.stats import Estimate, estimate, sampling_floor_pct
-from stnlib.profiles import get_profile
+from stnlib.profiles import get_profile, seeds_for
 from stnlib.train import build_config
 
 #: Orientation statistics a claim may use (keys of ``metrics.orientation`` in a record).
@@ -77,7 +77,7 @@ class Evidence:
         key = (experiment, model)
         if key not in self._runs:
             out = RunsOf()
-            for seed in self.seeds:
+            for seed in seeds_for(self.profile, experiment, model):
                 rec = records.load_record(experiment, model, self.profile, seed, root=self.root)
                 if rec is None:
                     out.missing.append(seed)
@@ -147,8 +147,16 @@ class Evidence:
         if self.profile == "smoke":
             out.append("smoke profile: a few iterations on a subset, a code-path check; its numbers mean nothing")
         seeds = self.n_seeds(needs)
-        if 0 < seeds < len(self.seeds):
-            out.append(f"only {seeds} of the profile's {len(self.seeds)} seeds are complete")
+        wanted = min(len(seeds_for(self.profile, e, m)) for e, m in needs) if needs else len(self.seeds)
+        if 0 < seeds < wanted:
+            out.append(f"only {seeds} of the profile's {wanted} seeds are complete")
+        pinned: dict[str, list[str]] = {}
+        for e, m in needs:
+            if pin := get_profile(self.profile).pin(e, m):
+                pinned.setdefault(e, []).extend(["every model"] if pin.models is None else [m])
+        if pinned:
+            what = "; ".join(f"{e} ({', '.join(dict.fromkeys(ms))})" for e, ms in pinned.items())
+            out.append(f"kept from the profile's earlier protocol with one seed, not retrained: {what}")
         stale = [f"{e}/{m}" for e, m in needs if self.runs(e, m).stale]
         if stale:
             out.append(f"stale record(s), config differs from the current {self.profile} profile: {', '.join(stale)}")

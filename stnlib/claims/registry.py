@@ -252,10 +252,10 @@ def evaluate(profile: str, *, chapter: str | None = None, records_root: str | Pa
 
 def required_runs(profile: str, chapter: str | None = None) -> list[tuple[str, str, int]]:
     """Every (experiment, model, seed) whose record the ledger reads in ``profile``."""
-    from stnlib.profiles import get_profile
+    from stnlib.profiles import seeds_for
 
     needs = dict.fromkeys(n for c in claims_for(chapter) for n in c.all_needs())
-    return [(e, m, s) for e, m in needs for s in get_profile(profile).seeds]
+    return [(e, m, s) for e, m in needs for s in seeds_for(profile, e, m)]
 
 
 def values_of(verdicts: list[Verdict]) -> dict[str, dict[str, Any]]:

@@ -25,7 +25,7 @@ from stnlib.data import NORMALIZATION, mnist_arrays
 from stnlib.nn import display_name as name
 from stnlib.nn.equivariant import DEFAULT_FIELDS, rotate_fields, split_fields
 from stnlib.report.figures import MIN_FONT_PT
-from stnlib.report.prose import compared, f2, small
+from stnlib.report.prose import compared, f2, seed_counts_phrase, small
 from stnlib.report.figures import WIDE_IN
 
 EXPERIMENT = "mnist-rot"
@@ -42,10 +42,13 @@ ZERO_MAP_BAND = 0.15
 
 def card_deviations(profile: str) -> dict[str, list[str]]:
     """The card's deviations: the profile's for rotated MNIST, and the extension itself."""
+    ext = profiles.EXTENSION_MODELS[EXPERIMENT]
+    pin = profiles.get_profile(profile).pin(EXPERIMENT, ext[0])
+    own = ([f"{pin.why}; their settings:", *pin.deviations] if pin else [])
     return {EXPERIMENT: list(profiles.deviations_for(profile, EXPERIMENT)),
             "C4 models": ["not an experiment of the paper: the C4-CNN (ecnn) and STN-EC1 (an equivariant "
                           "feature-map ST) are our extension, trained under the settings of the rotated-MNIST "
-                          "experiment"]}
+                          "experiment", *own]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,10 +238,9 @@ def error_text(t1: pd.DataFrame, experiment: str = EXPERIMENT) -> str:
     """The test errors, lowest first, and what the C4 layers and the equivariant ST change."""
     ours, seeds = t1[(experiment, "ours")].dropna(), t1[(experiment, "seeds")]
     ranked = ours.sort_values()
-    n = int(seeds.min())
     c1, c1s, ecnn_s = ours["stn-c1"], "STN-C1's", "the C4-CNN's"
     return ("Test error, lowest first: " + ", ".join(f"{name(m)} {e:.2f}%" for m, e in ranked.items())
-            + f" (mean over {n} seed{'s' if n != 1 else ''}). The C4-CNN without any ST has {ours['ecnn']:.2f}%, "
+            + f" ({seed_counts_phrase(seeds[ours.index])}). The C4-CNN without any ST has {ours['ecnn']:.2f}%, "
             f"{compared(ours['ecnn'] - c1, c1s)} {c1:.2f}%; STN-EC1 has {ours['stn-ec1']:.2f}%, "
             f"{compared(ours['stn-ec1'] - ours['ecnn'], ecnn_s)}. The ledger at the end of the chapter judges the "
             "orientation, not these errors.")
@@ -253,11 +255,10 @@ def _steeper(d: float) -> str:
 
 def orientation_text(o: pd.DataFrame, canonical_slope: float) -> str:
     """Slopes and |r| of every ST, STN-EC1 against STN-C1, and STN-C0 against the regime threshold."""
-    n = int(o["seeds"].min())
     parts = ["The slope of the predicted against the applied angle is "
              + ", ".join(f"{f2(o.loc[m, 'slope'])} for {name(m)}" for m in o.index) + ", and |r| is "
              + ", ".join(f"{f2(o.loc[m, 'abs_r'])} for {name(m)}" for m in o.index)
-             + f" (means over {n} seed{'s' if n != 1 else ''}; a slope of −1 would undo every rotation)."]
+             + f" ({seed_counts_phrase(o['seeds'], 'mean')}; a slope of −1 would undo every rotation)."]
     if {"stn-ec1", "stn-c1"} <= set(o.index):
         d_r = o.loc["stn-ec1", "abs_r"] - o.loc["stn-c1", "abs_r"]
         d_s = o.loc["stn-ec1", "slope"] - o.loc["stn-c1", "slope"]

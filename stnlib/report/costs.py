@@ -12,7 +12,7 @@ from pathlib import Path
 from stnlib import records
 from stnlib.nn import display_name
 from stnlib.paths import benchmark_results_root
-from stnlib.profiles import EXPERIMENTS, EXTENSION_MODELS, get_profile
+from stnlib.profiles import EXPERIMENTS, EXTENSION_MODELS, get_profile, seeds_for
 
 #: Which chapter trains which models of which experiment (for the cost table).
 _CHAPTER_RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -38,10 +38,9 @@ def cost_table(profiles: str | Sequence[str], *, records_root: str | Path | None
                "device", "data"]
     rows = []
     for profile in profiles:
-        seeds = get_profile(profile).seeds
         prof_rows = []
         for chapter, exp, models in _CHAPTER_RUNS:
-            recs = [rec for model in models for seed in seeds
+            recs = [rec for model in models for seed in seeds_for(profile, exp, model)
                     if (rec := records.load_record(exp, model, profile, seed, root=records_root)) is not None]
             if not recs:
                 continue

@@ -47,7 +47,21 @@ def trust_line(profile: str, records_root: str | Path | None = None) -> str:
                  f"{n_full} runs of the paper's full protocol exist")
     return (f"Profile {profile}: {len(recs)} training runs, seeds {', '.join(map(str, seeds))} "
             f"(the profile has {len(get_profile(profile).seeds)}), {format_duration(wall)} of training on "
-            f"{'; '.join(devices)}{precision}. {svhn_text}; {full_text}.")
+            f"{'; '.join(devices)}{precision}. {pinned_text(profile)}{svhn_text}; {full_text}.")
+
+
+def pinned_text(profile: str) -> str:
+    """Which runs the profile keeps at an earlier protocol, one seed each (empty when none)."""
+    parts = []
+    for exp, pins in get_profile(profile).pinned.items():
+        for pin in pins:
+            what = (EXPERIMENTS[exp]["about"].split(",")[0] if pin.models is None else
+                    f"{' and '.join(display_name(m) for m in pin.models)} under {exp}")
+            parts.append(f"{what} (protocol {pin.protocol_version}, seed {', '.join(map(str, pin.seeds))})")
+    if not parts:
+        return ""
+    return ("Kept from the earlier quick protocol with one seed, not retrained: " + "; ".join(parts)
+            + ": their verdicts say so. ")
 
 
 def _table1_rows(ev: Evidence) -> list[str]:

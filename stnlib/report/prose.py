@@ -46,6 +46,19 @@ def seeds_phrase(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
+def seed_counts_phrase(counts: Mapping[str, int], what: str = "mean") -> str:
+    """``"mean over 3 seeds"``, or where models have different numbers of seeds, which have how many:
+    ``"means over 3 seeds; 1 seed for C4-CNN and STN-EC1"`` (the most common count first)."""
+    by_n: dict[int, list[str]] = {}
+    for m, n in counts.items():
+        by_n.setdefault(int(n), []).append(m)
+    order = sorted(by_n, key=lambda n: (-len(by_n[n]), -n))
+    if len(order) == 1:
+        return f"{what} over {seeds_phrase(order[0])}"
+    rest = "; ".join(f"{seeds_phrase(n)} for {' and '.join(name(m) for m in by_n[n])}" for n in order[1:])
+    return f"{what}s over {seeds_phrase(order[0])}; {rest}"
+
+
 # ---------------------------------------------------------------------------------------
 # MNIST
 

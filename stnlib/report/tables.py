@@ -477,9 +477,9 @@ def settings_table(recs_by_experiment: Mapping[str, Records],
         prof, exp = reference
         s = settings_for(prof, exp).to_dict()
         col = {SETTING_ROWS[k]: _show_setting(s.get(k)) for k in SETTING_ROWS}
-        from stnlib.profiles import get_profile
+        from stnlib.profiles import seeds_for
 
-        col["seeds"] = ", ".join(str(x) for x in get_profile(prof).seeds)
+        col["seeds"] = ", ".join(str(x) for x in seeds_for(prof, exp))
         col["epochs"] = _show_setting(round(s["iterations"] * s["batch_size"] / n_train(exp, s), 1))
         col.update(svhn_rows(exp, s))
         cols["paper protocol"] = col

@@ -18,10 +18,12 @@ import torch
 from stnlib import nn as networks
 from stnlib.data import Task, get_task
 from stnlib.data.svhn.synthetic import difficulty
-from stnlib.profiles import TrainSettings, deviations_for, get_experiment, settings_for
+from stnlib.profiles import TrainSettings, deviations_for, get_experiment, get_profile, settings_for
 
 #: Bump when the training protocol changes in a way the settings do not show: it enters every config.
-PROTOCOL_VERSION = 1
+#: 2: ``precision="auto"`` resolves by the CPU's capability, the misalignment summaries use the one
+#: measure of :mod:`stnlib.measures`, and the deviations' wording no longer enters the hash.
+PROTOCOL_VERSION = 2
 #: Seeds of the test-set transforms: shared by every model so comparisons are paired.
 EVAL_SEED = 1_000_003
 CURVE_SEED = 2_000_003
@@ -36,7 +38,8 @@ def valid_models(experiment: str) -> tuple[str, ...]:
 def build_config(experiment: str, model: str, profile: str, seed: int) -> dict[str, Any]:
     """The full config of a run; its hash decides whether a stored record can be reused."""
     exp = get_experiment(experiment)
-    settings = settings_for(profile, experiment)
+    settings = settings_for(profile, experiment, model)
+    pin = get_profile(profile).pin(experiment, model)
     if model not in valid_models(experiment):
         raise ValueError(
             f"unknown model {model!r} for experiment {experiment!r}; valid models: "
@@ -45,14 +48,14 @@ def build_config(experiment: str, model: str, profile: str, seed: int) -> dict[s
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return {
-        "protocol_version": PROTOCOL_VERSION,
+        "protocol_version": pin.protocol_version if pin else PROTOCOL_VERSION,
         "experiment": experiment,
         "dataset": exp["dataset"],
         "model": model,
         "profile": profile,
         "seed": seed,
         "settings": settings.to_dict(),
-        "deviations": list(deviations_for(profile, experiment)),
+        "deviations": list(deviations_for(profile, experiment, model)),
     }
 
 

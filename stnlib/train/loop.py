@@ -107,7 +107,7 @@ def train(experiment: str, model: str, profile: str, seed: int = 0, *,
     """
     cfg = build_config(experiment, model, profile, seed)
     h = records.config_hash(cfg)
-    s = settings_for(profile, experiment)
+    s = settings_for(profile, experiment, model)
     dev = resolve_device(device)
     if dev.type == "cpu":
         reuse_freed_memory()
@@ -243,6 +243,6 @@ def load_trained_model(experiment: str, model: str, profile: str, seed: int = 0,
     state = load_checkpoint(path, device)
     if state["config_hash"] != records.config_hash(cfg):
         raise records.RecordError(f"{path} was trained with another config; retrain it")
-    net = make_network(model, cfg["dataset"], settings_for(profile, experiment)).to(device)
+    net = make_network(model, cfg["dataset"], settings_for(profile, experiment, model)).to(device)
     net.load_state_dict(state["model"])
     return net.eval()

@@ -108,7 +108,7 @@ class PackedRun:
         self.configs = [build_config(experiment, model, profile, seed) for seed in seeds]
         self.hashes = [records.config_hash(c) for c in self.configs]
         self.experiment, self.model, self.profile, self.seeds = experiment, model, profile, seeds
-        self.settings = s = settings_for(profile, experiment)
+        self.settings = s = settings_for(profile, experiment, model)
         self.device = dev = resolve_device(device)
         if graphs and dev.type != "cuda":
             raise ValueError(f"CUDA graphs need a CUDA device, got {str(dev)!r}; use graphs=False or None")
