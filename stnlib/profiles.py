@@ -227,9 +227,9 @@ _QUICK_ROT = TrainSettings(
 # Translated MNIST: localisation learning-rate multiplier 0.1. With 1 and momentum the input-level STs
 # collapse (GPU calibration, benchmarks/results/h200-2026-11-26/calibrate*.jsonl: STN-C0 and STN-DL1 at
 # 88.7% error, STN-SL1 at the identity, over two seeds and 6-10 epochs); with 0.1 every ST learns the shift.
-# (Pinned at protocol 1 below. A trial of this 5-epoch schedule, seed 0, gave CNN 3.59%, STN-C1 3.59% and
-# STN-SL1 6.64% (records in commit 8ee36a3): worse than the pinned 8-epoch runs and STN-SL1 behind the CNN, so the pin stays until a
-# schedule that converges with every STN ahead of the CNN is calibrated.)
+# (Pinned at protocol 1 below. A trial of this 5-epoch schedule, seed 0, gave CNN 3.59%, STN-C1 3.59%
+# and STN-SL1 6.64% (records in commit 8ee36a3): worse than the pinned 8-epoch runs, STN-SL1 behind the
+# CNN, so the pin stays until a schedule that converges with every STN ahead of the CNN is calibrated.)
 _QUICK_TRANS = replace(
     _QUICK_ROT,
     iterations=5 * _EPOCH,
