@@ -25,16 +25,19 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "mnist-rot": {
         "dataset": "mnist-rot",
         "models": ("cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1"),
+        "title": "rotated MNIST",
         "about": "Rotated MNIST (±90°), Table 1 left column, Figures 2 and 3.",
     },
     "mnist-trans": {
         "dataset": "mnist-trans",
         "models": ("cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1"),
+        "title": "translated MNIST",
         "about": "Translated (±16 px) and cluttered MNIST on a 60×60 canvas, Table 1 right column.",
     },
     "mnist-rot-adam": {
         "dataset": "mnist-rot",
         "models": ("stn-c0", "stn-c1", "stn-sl1"),
+        "title": "rotated MNIST with Adam",
         "about": "Rotated MNIST with Adam instead of SGD: does Figure 3 depend on the optimiser?",
     },
     "svhn": {
@@ -43,6 +46,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
             "cnn", "stn-c0", "stn-c3", "stn-c6", "stn-c8",
             "stn-sl3", "stn-sl6", "stn-sl8", "stn-dl3", "stn-dl6", "stn-dl8",
         ),
+        "title": "SVHN",
         "about": "SVHN format 1 (64×64, 5 digit heads), Table 2: depth sweep of CX vs SLX (and DLX).",
     },
 }

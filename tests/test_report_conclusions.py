@@ -89,3 +89,14 @@ def test_full_estimate_says_what_the_probes_cover(tmp_path):
     text = costs.full_estimate_sentence(est)
     assert "one run of mnist-rot at 12.8 minutes of GPU training on cuda: X" in text
     assert "No probe measured mnist-trans, mnist-rot-adam, svhn with the full settings" in text
+
+
+def test_the_trust_line_names_the_runs_kept_from_the_earlier_protocol():
+    from stnlib.report import glance
+
+    text = glance.pinned_text("quick")
+    assert text.startswith("Kept from the earlier quick protocol with one seed, not retrained: ")
+    for part in ("C4-CNN and STN-EC1 (equivariant) on rotated MNIST (protocol 1, seed 0)",
+                 "every translated MNIST run (protocol 1, seed 0)", "every SVHN run (protocol 1, seed 0)"):
+        assert part in text
+    assert glance.pinned_text("full") == ""

@@ -55,8 +55,9 @@ def pinned_text(profile: str) -> str:
     parts = []
     for exp, pins in get_profile(profile).pinned.items():
         for pin in pins:
-            what = (EXPERIMENTS[exp]["about"].split(",")[0] if pin.models is None else
-                    f"{' and '.join(display_name(m) for m in pin.models)} under {exp}")
+            title = EXPERIMENTS[exp]["title"]
+            what = (f"every {title} run" if pin.models is None else
+                    f"{' and '.join(display_name(m) for m in pin.models)} on {title}")
             parts.append(f"{what} (protocol {pin.protocol_version}, seed {', '.join(map(str, pin.seeds))})")
     if not parts:
         return ""
