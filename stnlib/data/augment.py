@@ -164,28 +164,37 @@ def translate_clutter_batch(
     out = images.new_zeros(n, c, canvas * canvas)
     out.scatter_(2, flat, images.reshape(n, c, h * w))
 
-    # 2. Clutter: gather patches from the pool, then add them one patch index at a time so that
-    # no scatter ever sees a duplicate index (keeps GPU results bitwise deterministic).
+    # 2. Clutter (step 2 above).
     if n_patches > 0:
-        pick, crop_r, crop_c, put_r, put_c = (draws[k] for k in ("pick", "crop_r", "crop_c", "put_r", "put_c"))
-        pool_device = clutter_pool.device
-        steps = torch.arange(patch, device=pool_device)
-        crops = clutter_pool[
-            pick.to(pool_device)[:, :, None, None],
-            crop_r.to(pool_device)[:, :, None, None] + steps[:, None],
-            crop_c.to(pool_device)[:, :, None, None] + steps[None, :],
-        ].to(device)
-        crops = crops.to(images.dtype) / 255.0 if not crops.is_floating_point() else crops.to(images.dtype)
-        steps = torch.arange(patch, device=device)
-        put_r, put_c = put_r.to(device), put_c.to(device)
-        crops = crops.reshape(n, n_patches, 1, patch * patch).expand(n, n_patches, c, patch * patch)
-        for k in range(n_patches):
-            where = (put_r[:, k, None, None] + steps[:, None]) * canvas + (put_c[:, k, None, None] + steps[None, :])
-            where = where.reshape(n, 1, patch * patch).expand(n, c, patch * patch)
-            out.scatter_(2, where, out.gather(2, where) + crops[:, k])
-        # One clamp at the end equals the authors' clamp after every patch: all additions are >= 0.
-        out.clamp_(max=1.0)
+        _add_clutter(out, clutter_pool, draws, canvas=canvas, n_patches=n_patches, patch=patch)
     return out.reshape(n, c, canvas, canvas), shifts
+
+
+def _add_clutter(out: torch.Tensor, clutter_pool: torch.Tensor, draws: dict[str, torch.Tensor], *,
+                 canvas: int, n_patches: int, patch: int) -> None:
+    """Step 2 of :func:`translate_clutter_batch`, in place on the flat canvases ``out`` [N, C, canvas²]."""
+    n, c = out.shape[:2]
+    device = out.device
+    # Gather patches from the pool, then add them one patch index at a time so that no scatter ever
+    # sees a duplicate index (keeps GPU results bitwise deterministic).
+    pick, crop_r, crop_c, put_r, put_c = (draws[k] for k in ("pick", "crop_r", "crop_c", "put_r", "put_c"))
+    pool_device = clutter_pool.device
+    steps = torch.arange(patch, device=pool_device)
+    crops = clutter_pool[
+        pick.to(pool_device)[:, :, None, None],
+        crop_r.to(pool_device)[:, :, None, None] + steps[:, None],
+        crop_c.to(pool_device)[:, :, None, None] + steps[None, :],
+    ].to(device)
+    crops = crops.to(out.dtype) / 255.0 if not crops.is_floating_point() else crops.to(out.dtype)
+    steps = torch.arange(patch, device=device)
+    put_r, put_c = put_r.to(device), put_c.to(device)
+    crops = crops.reshape(n, n_patches, 1, patch * patch).expand(n, n_patches, c, patch * patch)
+    for k in range(n_patches):
+        where = (put_r[:, k, None, None] + steps[:, None]) * canvas + (put_c[:, k, None, None] + steps[None, :])
+        where = where.reshape(n, 1, patch * patch).expand(n, c, patch * patch)
+        out.scatter_(2, where, out.gather(2, where) + crops[:, k])
+    # One clamp at the end equals the authors' clamp after every patch: all additions are >= 0.
+    out.clamp_(max=1.0)
 
 
 def clutter_draws(

@@ -42,6 +42,20 @@ class CardField:
     value: str
 
 
+def _provenance(r: Mapping[str, Any], profile: str) -> Mapping[str, Any]:
+    """A record's provenance, checked to have what the card shows (``ValueError`` naming the record)."""
+    where = f"{r.get('experiment', '?')}/{r.get('model', '?')} seed {r.get('seed', '?')}"
+    if "provenance" not in r or "seed" not in r:
+        raise ValueError(f"record {where} lacks 'seed' or 'provenance'; not a stnlib.record/1 dict")
+    if r.get("profile", profile) != profile:
+        raise ValueError(f"record {where} is from profile {r['profile']!r}, the card says {profile!r}")
+    p = r["provenance"]
+    missing = [k for k in ("device", "wall_time_s", "data_source", "git_commit") if k not in p]
+    if missing:
+        raise ValueError(f"record {where}: provenance lacks {missing}")
+    return p
+
+
 def card_fields(*, chapter: str, profile: str, records: Sequence[Mapping[str, Any]] = (),
                 data_source: str | Iterable[str] | None = None,
                 deviations: Mapping[str, Sequence[str]] | str | None = None,
@@ -67,20 +81,7 @@ def card_fields(*, chapter: str, profile: str, records: Sequence[Mapping[str, An
                 f"reproducibility card for {chapter!r}: {', '.join(typed)} must come from the records, "
                 "not be passed alongside them"
             )
-        prov = []
-        for r in records:
-            where = f"{r.get('experiment', '?')}/{r.get('model', '?')} seed {r.get('seed', '?')}"
-            if "provenance" not in r or "seed" not in r:
-                raise ValueError(f"record {where} lacks 'seed' or 'provenance'; not a stnlib.record/1 dict")
-            if r.get("profile", profile) != profile:
-                raise ValueError(
-                    f"record {where} is from profile {r['profile']!r}, the card says {profile!r}"
-                )
-            p = r["provenance"]
-            missing = [k for k in ("device", "wall_time_s", "data_source", "git_commit") if k not in p]
-            if missing:
-                raise ValueError(f"record {where}: provenance lacks {missing}")
-            prov.append(p)
+        prov = [_provenance(r, profile) for r in records]
         n = len(records)
         status = Counter(r.get("status", "complete") for r in records)
         experiments = sorted({str(r.get("experiment")) for r in records if r.get("experiment")})
