@@ -140,6 +140,38 @@ def test_the_optimizer_question_detects_opposite_findings(rot):
     assert v.verdict == NOT_REPRODUCED and "under SGD" in v.evidence
 
 
+def _ec1(root, slope: float, abs_r: float, late: float = 0.0) -> None:
+    for i, seed in enumerate(SEEDS):
+        records.write_record(make_record("mnist-rot", "stn-ec1", 1.3 + 0.02 * i, seed=seed, slope=slope,
+                                         abs_r=abs_r, late_drop_pp=late), root)
+
+
+def test_the_equivariant_st_claim_right_way_wrong_way_and_unconverged(rot, tmp_path_factory):
+    _ec1(rot, -0.85, 0.9)  # STN-EC1 undoes the rotation, STN-C1 (the rot fixture) is flat
+    assert verdict("beyond-ec1-orientation", rot).verdict == REPRODUCED
+    flat = tmp_path_factory.mktemp("flat")
+    for m, err, sl in zip(ROT, (1.9, 1.1, 1.5, 1.0, 1.2), (None, -0.9, -0.3, -0.85, -0.8)):
+        plant(flat, "mnist-rot", m, err, slope=sl, abs_r=None if sl is None else 0.6)
+    _ec1(flat, -0.01, 0.05)  # EC1 flatter than a C1 that follows a little: the wrong way
+    assert verdict("beyond-ec1-orientation", flat).verdict == NOT_REPRODUCED
+    _ec1(rot, -0.85, 0.9, late=2.0)  # still falling 2 pp over the last fifth: not converged
+    v = verdict("beyond-ec1-orientation", rot)
+    assert v.verdict == REGIME and "last fifth of training" in v.evidence
+
+
+@pytest.mark.parametrize("claim_id", ["mnist-c1-worse", "mnist-c1-orientation", "mnist-sl1-orientation",
+                                      "mnist-gap-translation", "mnist-optimizer"])
+def test_every_mnist_claim_is_not_judged_on_unconverged_runs(claim_id, tmp_path):
+    # The paper's direction everywhere, but the test error still falls 2 pp over the last fifth of training.
+    for exp in ("mnist-rot", "mnist-trans"):
+        for m, err, sl in zip(ROT, (1.9, 1.1, 1.5, 1.0, 1.2), (None, -0.9, -0.02, -0.85, -0.8)):
+            plant(tmp_path, exp, m, err, slope=sl, late_drop_pp=2.0)
+    for m, err, sl in zip(("stn-c0", "stn-c1", "stn-sl1"), (1.1, 1.5, 1.0), (-0.9, -0.02, -0.85)):
+        plant(tmp_path, "mnist-rot-adam", m, err, slope=sl, late_drop_pp=2.0)
+    v = verdict(claim_id, tmp_path)
+    assert v.verdict == REGIME and "falls by less than 0.5 pp over the last fifth" in v.evidence
+
+
 # ----- SVHN
 
 
