@@ -355,6 +355,7 @@ def prepare_carry(carry: Path, prev_from: Path | None) -> None:
     """Fill ``carry`` (an ignored folder of the repo) with gzipped MNIST and the previous output."""
     from stnlib.data import ensure_mnist
 
+    carry = carry.resolve()  # relative to the working directory, which may be the repository root or not
     raw = ensure_mnist(None)
     (carry / "mnist").mkdir(parents=True, exist_ok=True)
     for f in sorted(raw.glob("*-ubyte")):
@@ -373,7 +374,8 @@ def prepare_carry(carry: Path, prev_from: Path | None) -> None:
                                       capture_output=True, text=True).stdout.strip())
         exclude = exclude if exclude.is_absolute() else ROOT / exclude
         line = f"/{carry.resolve().relative_to(ROOT)}/"
-        if line not in exclude.read_text().split():
+        if line not in (exclude.read_text().split() if exclude.exists() else []):
+            exclude.parent.mkdir(parents=True, exist_ok=True)
             with open(exclude, "a") as f:
                 f.write(f"\n{line}\n")
             print(f"added {line} to {exclude} (carry needs an ignored path)")
