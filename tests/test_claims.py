@@ -256,6 +256,6 @@ def test_a_verdict_on_pinned_runs_says_they_were_kept_from_the_earlier_protocol(
     from stnlib.claims.evidence import Evidence
 
     ev = Evidence("quick", tmp_path)
-    caveats = " ".join(ev.caveats([("svhn", "cnn"), ("svhn", "stn-c0"), ("mnist-rot", "ecnn")]))
-    assert "earlier protocol with one seed, not retrained: svhn (every model); mnist-rot (ecnn)" in caveats
-    assert not any("earlier protocol" in c for c in ev.caveats([("mnist-rot", "stn-c1")]))
+    caveats = " ".join(ev.caveats([("mnist-trans", "cnn"), ("mnist-trans", "stn-c0"), ("mnist-rot", "ecnn")]))
+    assert "earlier protocol with one seed, not retrained: mnist-trans (every model); mnist-rot (ecnn)" in caveats
+    assert not any("earlier protocol" in c for c in ev.caveats([("mnist-rot", "stn-c1"), ("svhn", "cnn")]))
