@@ -324,7 +324,7 @@ _V1_WHY = ("trained at the earlier quick protocol (version 1: one seed, {what});
 
 
 def _v1(experiment: str, settings: TrainSettings, what: str, models: tuple[str, ...] | None = None) -> Pinned:
-    return Pinned(protocol_version=1, settings=settings, deviations=_V1_DEVIATIONS[experiment], seeds=(0,),
+    return Pinned(protocol_version=1, settings=settings, deviations=_V1_DEVIATIONS[experiment], seeds=(0, 1, 2),
                   why=_V1_WHY.format(what=what), models=models)
 
 
