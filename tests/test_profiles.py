@@ -74,15 +74,37 @@ def test_pinned_runs_keep_their_protocol_settings_wording_and_seeds():
     for exp, pins in quick.pinned.items():
         for pin in pins:
             model = pin.models[0] if pin.models else profiles.EXPERIMENTS[exp]["models"][0]
-            cfg = build_config(exp, model, "quick", pin.seeds[0])
+            cfg = build_config(exp, model, "quick", pin.seeds[-1])
             assert cfg["protocol_version"] == pin.protocol_version < PROTOCOL_VERSION
             assert cfg["settings"] == pin.settings.to_dict() and cfg["deviations"] == list(pin.deviations)
-            assert profiles.seeds_for("quick", exp, model) == pin.seeds
+            assert profiles.seeds_for("quick", exp, model) == pin.seeds == (0, 1, 2)
+            # Readers see the wording corrected; the config keeps the hashed one.
+            shown = profiles.deviations_for("quick", exp, model)
+            assert "one seed instead of three" in pin.deviations and "one seed instead of three" not in shown
+            assert shown == pin.described_deviations and len(shown) == len(pin.deviations) - 1
     # A model the pin does not cover follows the profile: rotated MNIST pins only the extension models.
     cfg = build_config("mnist-rot", "stn-c1", "quick", 2)
     assert cfg["protocol_version"] == PROTOCOL_VERSION and profiles.seeds_for("quick", "mnist-rot", "stn-c1") == (0, 1, 2)
-    assert profiles.seeds_for("quick", "mnist-rot", "ecnn") == (0,)
+    assert profiles.seeds_for("quick", "mnist-rot", "ecnn") == (0, 1, 2)
     assert profiles.settings_for("quick", "mnist-rot", "ecnn") != profiles.settings_for("quick", "mnist-rot", "cnn")
+
+
+def test_a_pins_corrections_replace_or_drop_hashed_wording_and_refuse_a_phrase_it_lacks():
+    from stnlib.profiles import Pinned, get_profile
+
+    base = get_profile("quick").pin("mnist-trans")
+    pin = Pinned(protocol_version=1, settings=base.settings, deviations=("a", "b", "c"), seeds=(0,), why="w",
+                 corrections=(("b", None), ("c", "c, as it holds")))
+    assert pin.described_deviations == ("a", "c, as it holds")
+    assert pin.deviations == ("a", "b", "c")
+    bad = Pinned(protocol_version=1, settings=base.settings, deviations=("a",), seeds=(0,), why="w",
+                 corrections=(("z", None),))
+    with pytest.raises(ValueError, match=r"correction of a deviation the pin does not have: \['z'\]; its deviations: \['a'\]"):
+        bad.described_deviations
+    # Translated MNIST: the multiplier's source is named as the authors' code, as in the current protocol.
+    text = " ".join(base.described_deviations)
+    assert "the spec's default" in " ".join(base.deviations) and "the spec's default" not in text
+    assert "the authors' code defaults to 1" in text
 
 
 def test_every_committed_quick_record_matches_its_config_in_the_profile():

@@ -95,9 +95,9 @@ def test_the_trust_line_names_the_runs_kept_from_the_earlier_protocol():
     from stnlib.report import glance
 
     text = glance.pinned_text("quick")
-    assert text.startswith("Kept from the earlier quick protocol with one seed, not retrained: ")
-    for part in ("C4-CNN and STN-EC1 (equivariant) on rotated MNIST (protocol 1, seed 0)",
-                 "every translated MNIST run (protocol 1, seed 0)"):
+    assert text.startswith("Kept at the earlier quick protocol's settings, not retrained at the current schedules: ")
+    for part in ("C4-CNN and STN-EC1 (equivariant) on rotated MNIST (protocol 1, seeds 0, 1, 2)",
+                 "every translated MNIST run (protocol 1, seeds 0, 1, 2)"):
         assert part in text
     assert "SVHN" not in text  # retrained at the current protocol with three seeds
     assert glance.pinned_text("full") == ""

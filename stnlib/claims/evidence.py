@@ -156,7 +156,7 @@ class Evidence:
                 pinned.setdefault(e, []).extend(["every model"] if pin.models is None else [m])
         if pinned:
             what = "; ".join(f"{e} ({', '.join(dict.fromkeys(ms))})" for e, ms in pinned.items())
-            out.append(f"kept from the profile's earlier protocol with one seed, not retrained: {what}")
+            out.append(f"kept at the profile's earlier protocol, not retrained at its current schedules: {what}")
         stale = [f"{e}/{m}" for e, m in needs if self.runs(e, m).stale]
         if stale:
             out.append(f"stale record(s), config differs from the current {self.profile} profile: {', '.join(stale)}")

@@ -44,7 +44,7 @@ def card_deviations(profile: str) -> dict[str, list[str]]:
     """The card's deviations: the profile's for rotated MNIST, and the extension itself."""
     ext = profiles.EXTENSION_MODELS[EXPERIMENT]
     pin = profiles.get_profile(profile).pin(EXPERIMENT, ext[0])
-    own = ([f"{pin.why}; their settings:", *pin.deviations] if pin else [])
+    own = ([f"{pin.why}; their settings:", *pin.described_deviations] if pin else [])
     return {EXPERIMENT: list(profiles.deviations_for(profile, EXPERIMENT)),
             "C4 models": ["not an experiment of the paper: the C4-CNN (ecnn) and STN-EC1 (an equivariant "
                           "feature-map ST) are our extension, trained under the settings of the rotated-MNIST "

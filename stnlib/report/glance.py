@@ -51,17 +51,18 @@ def trust_line(profile: str, records_root: str | Path | None = None) -> str:
 
 
 def pinned_text(profile: str) -> str:
-    """Which runs the profile keeps at an earlier protocol, one seed each (empty when none)."""
+    """Which runs the profile keeps at an earlier protocol, and their seeds (empty when none)."""
     parts = []
     for exp, pins in get_profile(profile).pinned.items():
         for pin in pins:
             title = EXPERIMENTS[exp]["title"]
             what = (f"every {title} run" if pin.models is None else
                     f"{' and '.join(display_name(m) for m in pin.models)} on {title}")
-            parts.append(f"{what} (protocol {pin.protocol_version}, seed {', '.join(map(str, pin.seeds))})")
+            seeds = ", ".join(map(str, pin.seeds))
+            parts.append(f"{what} (protocol {pin.protocol_version}, seed{'s' if len(pin.seeds) > 1 else ''} {seeds})")
     if not parts:
         return ""
-    return ("Kept from the earlier quick protocol with one seed, not retrained: " + "; ".join(parts)
+    return ("Kept at the earlier quick protocol's settings, not retrained at the current schedules: " + "; ".join(parts)
             + ": their verdicts say so. ")
 
 

@@ -55,7 +55,8 @@ def build_config(experiment: str, model: str, profile: str, seed: int) -> dict[s
         "profile": profile,
         "seed": seed,
         "settings": settings.to_dict(),
-        "deviations": list(deviations_for(profile, experiment, model)),
+        # A pinned run hashes its version's wording verbatim, so that its records stay valid.
+        "deviations": list(pin.deviations if pin else deviations_for(profile, experiment, model)),
     }
 
 
