@@ -2,13 +2,16 @@
 
 Trains one model of one experiment with the library's training loop under a modified copy of
 the quick settings (length in epochs, learning-rate milestones, localisation learning-rate
-multiplier, base learning rate), records into a temporary folder (never ``book/records``),
-and prints one JSON line: final test error, orientation statistics, the learning curve of
+multiplier, base learning rate), records into a temporary folder (with ``--keep TAG``: into
+``book/records/calibration/TAG``, where the chapters read calibration runs), and prints one JSON line: final test error, orientation statistics, the learning curve of
 test error and |r|, throughput and wall time. Used to choose the ``quick`` settings; the
 profile's comments cite what it measured.
 
     python benchmarks/calibrate.py mnist-trans stn-sl1 --epochs 10 --milestones 7 9
     python benchmarks/calibrate.py mnist-trans stn-c0 --epochs 6 --loc-lr 0.1 --device cuda
+    python benchmarks/calibrate.py mnist-trans cnn --epochs 16 --milestones 10 12 --keep trans_e16
+
+The variant starts from the profile's current schedule, never from a pinned one (see ``Pinned``).
 """
 
 from __future__ import annotations
@@ -25,8 +28,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def install_variant(profile: str, experiment: str, settings) -> None:
+    """Make ``settings`` the schedule of every model of ``experiment`` in ``profile`` (this process only).
+
+    The experiment's pins go too: a pinned model would otherwise keep its own settings.
+    """
+    from stnlib import profiles
+
+    prof = profiles.get_profile(profile)
+    profiles.PROFILES[profile] = dataclasses.replace(
+        prof, settings={**prof.settings, experiment: settings},
+        pinned={e: p for e, p in prof.pinned.items() if e != experiment})
+
+
 def main(argv: list[str] | None = None) -> int:
     from stnlib import profiles, train
+    from stnlib.report.calibration import calibration_root
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("experiment", choices=[e for e in profiles.EXPERIMENTS if e.startswith("mnist")])
@@ -39,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", default="quick", help="the profile whose settings are varied")
     ap.add_argument("--device", default=None)
+    ap.add_argument("--keep", metavar="TAG", default=None,
+                    help="store the record under book/records/calibration/TAG instead of a temporary folder")
     args = ap.parse_args(argv)
+    if args.keep is not None and not args.keep.replace("_", "").replace("-", "").isalnum():
+        ap.error(f"--keep {args.keep!r}: a tag is letters, digits, '_' and '-'")
 
     quick = profiles.get_profile(args.profile)
     base = quick.settings[args.experiment]
@@ -59,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.lr is not None:
         changes["lr"] = args.lr
     settings = dataclasses.replace(base, **changes)
-    profiles.PROFILES[args.profile] = dataclasses.replace(
-        quick, settings={**quick.settings, args.experiment: settings})
+    install_variant(args.profile, args.experiment, settings)
     with tempfile.TemporaryDirectory() as tmp:
+        kept = None if args.keep is None else calibration_root() / args.keep
         t0 = time.perf_counter()
         rec = train.train(args.experiment, args.model, args.profile, args.seed, device=args.device,
-                          records_root=Path(tmp) / "records", checkpoint_root=Path(tmp) / "ckpt",
+                          records_root=kept or Path(tmp) / "records", checkpoint_root=Path(tmp) / "ckpt",
                           progress=False)
         wall = time.perf_counter() - t0
     m = rec["metrics"]

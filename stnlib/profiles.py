@@ -145,8 +145,9 @@ class Pinned:
     When a profile's schedules change, every record they cover must be retrained. Where that retraining
     has not been done (the budget went elsewhere), the committed records stay in the book *as what they
     are*: their config, and so their hash, is rebuilt here verbatim (protocol version, settings and the
-    deviation wording that version 1 hashed), so they remain valid and a retrain reproduces them. The
-    chapters name every pinned run and say why (:func:`pins_for`).
+    deviation wording that version 1 hashed), so they remain valid and a retrain reproduces them; more
+    seeds can be trained at the same settings. The chapters name every pinned run and say why
+    (:func:`pins_for`).
     """
 
     protocol_version: int
