@@ -69,8 +69,8 @@ def test_a_quick_sweep_prints_its_plan_before_training(no_gpu, monkeypatch, caps
     calls = _count_trainings(monkeypatch)
     cli.main(["sweep", "table1", "--profile", "quick"])
     out = capsys.readouterr().out
-    plan = out.index("20 of 20 run(s) to train: mnist-rot 15, mnist-trans 5")  # translated: pinned, 1 seed
-    assert plan < out.index("FAILED") and len(calls) == 20
+    plan = out.index("30 of 30 run(s) to train: mnist-rot 15, mnist-trans 15")  # 5 models × 3 seeds each
+    assert plan < out.index("FAILED") and len(calls) == 30
 
 
 @pytest.mark.parametrize("command", [

@@ -3,8 +3,10 @@ and the sentence that says whether they reach the orientation regime (fed runs t
 
 from __future__ import annotations
 
+import pytest
+
 from stnlib import records
-from stnlib.report import calibration, figures
+from stnlib.report import calibration, display, figures
 
 from planted import make_record
 
@@ -53,3 +55,66 @@ def test_the_committed_runs_load():
     for rec in runs.values():
         assert rec["experiment"] == "mnist-rot" and rec["model"] == "stn-c0"
         assert rec["provenance"]["wall_time_s"] > 0 and len(rec["curves"]["orientation"]) > 10
+
+
+# ---------------------------------------------------------------------------------------
+# translated MNIST: the longer runs against the profile's
+
+
+def _trans(model: str, error_pct: float, *, seed: int = 0, epochs: int | None = None, late: float = 0.0):
+    rec = make_record("mnist-trans", model, error_pct, seed=seed, late_drop_pp=late, profile="quick")
+    if epochs is not None:
+        rec["config"]["settings"]["iterations"] = epochs * 234
+        rec["config_hash"] = records.config_hash(rec["config"])
+    return rec
+
+
+def _profile_runs(errors: dict[str, float]):
+    return {m: [_trans(m, e + 0.1 * s, seed=s, late=1.5) for s in (0, 1, 2)] for m, e in errors.items()}
+
+
+def test_the_length_table_puts_seed_0_of_both_lengths_side_by_side():
+    short = _profile_runs({"cnn": 2.0, "stn-c0": 3.0})
+    table = calibration.length_table(short, {"cnn": _trans("cnn", 1.5, epochs=12, late=0.1),
+                                             "stn-c0": _trans("stn-c0", 1.2, epochs=12, late=0.3)})
+    assert table.loc["stn-c0", "short_seed0"] == 3.0 and table.loc["stn-c0", "long_seed0"] == 1.2
+    assert abs(table.loc["stn-c0", "short_mean"] - 3.1) < 1e-9 and table.loc["stn-c0", "short_seeds"] == 3
+    assert table.loc["cnn", "short_epochs"] == 8 and table.loc["cnn", "long_epochs"] == 12
+    assert abs(table.loc["cnn", "short_fall"] - 1.5) < 1e-9 and abs(table.loc["stn-c0", "long_fall"] - 0.3) < 1e-9
+    view = display.view(table)
+    assert list(view.columns.get_level_values(0)) == ["8 epochs"] * 3 + ["12 epochs"] * 2
+    assert view.loc["STN-C0", ("8 epochs", "error (%), mean ± sd")] == "3.10 ± 0.10 (3 seeds)"
+    assert view.loc["STN-C0", ("12 epochs", "fall over last fifth (pp)")] == "+0.30"
+
+
+def test_the_length_sentence_says_whether_the_stns_overtake_the_cnn_and_whether_runs_converged():
+    short = _profile_runs({"cnn": 2.0, "stn-c0": 3.0, "stn-sl1": 3.5})
+    ahead = calibration.length_table(short, {"cnn": _trans("cnn", 1.5, epochs=12), "stn-c0": _trans(
+        "stn-c0", 1.2, epochs=12), "stn-sl1": _trans("stn-sl1", 1.3, epochs=12, late=0.2)})
+    text = calibration.length_text(ahead)
+    assert text.startswith("Seed 0 trained for 12 epochs instead of 8: CNN 2.00% → 1.50%; STN-C0 3.00% → 1.20%;")
+    assert "every STN here is below the CNN, as in the paper" in text
+    assert "STN-SL1's +0.20 pp (under the 0.5 pp of the convergence check)" in text
+    assert text.endswith("One seed: a trend with training length, not a verdict.")
+    behind = calibration.length_table(short, {"cnn": _trans("cnn", 1.5, epochs=12), "stn-c0": _trans(
+        "stn-c0", 2.2, epochs=12, late=0.9), "stn-sl1": _trans("stn-sl1", 1.5, epochs=12)})
+    text = calibration.length_text(behind)
+    assert "At 12 epochs no STN here is below the CNN;" in text  # STN-SL1 ties it: a tie is not "below"
+    assert "STN-C0's +0.90 pp (not under the 0.5 pp" in text
+    mixed = calibration.length_table(short, {"cnn": _trans("cnn", 1.5, epochs=12), "stn-c0": _trans(
+        "stn-c0", 1.4, epochs=12), "stn-sl1": _trans("stn-sl1", 1.6, epochs=12)})
+    assert "At 12 epochs STN-C0 is below the CNN and STN-SL1 is not;" in calibration.length_text(mixed)
+
+
+def test_the_length_table_and_sentence_refuse_what_they_cannot_compare(tmp_path):
+    short = _profile_runs({"cnn": 2.0})
+    with pytest.raises(ValueError, match="no seed-0 record of 'stn-c0' among the profile's runs; models there: cnn"):
+        calibration.length_table(short, {"stn-c0": _trans("stn-c0", 1.2, epochs=12)})
+    no_cnn = calibration.length_table({"stn-c0": [_trans("stn-c0", 3.0)]}, {"stn-c0": _trans("stn-c0", 1.2, epochs=12)})
+    with pytest.raises(ValueError, match="no CNN row to compare with; rows: stn-c0"):
+        calibration.length_text(no_cnn)
+    assert calibration.length_text(no_cnn.iloc[0:0]) == ("No longer calibration runs of translated MNIST are stored "
+                                                         "with these records.")
+    assert calibration.translation_runs(tmp_path) == {}
+    records.write_record(_trans("cnn", 1.5, epochs=12), calibration.calibration_root(tmp_path) / "trans_e12")
+    assert list(calibration.translation_runs(tmp_path)) == ["cnn"]

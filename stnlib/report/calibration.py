@@ -1,17 +1,24 @@
 """Calibration runs: single runs with settings outside any profile, kept as records of their own.
 
 They were trained to choose the quick profile's schedules (how long, which localisation learning rate),
-and they show what the profile cannot: how the orientation an ST learns forms with longer training.
+and they show what the profile cannot: how the orientation an ST learns forms with longer training, and
+whether the input-level STs overtake the CNN on translated MNIST when trained for longer.
 Each lives under ``<records>/calibration/<tag>/<profile>/<experiment>/<model>-seed<k>.json``: an
 ordinary record, whose config says how it differs from the profile named in its path.
 """
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
 
 from stnlib import records
+from stnlib.claims.evidence import late_drop_pct
+from stnlib.claims.regime import CONVERGED_PP
+from stnlib.nn import display_name
 from stnlib.paths import records_root
 from stnlib.profiles import settings_for
 
@@ -23,15 +30,26 @@ ROTATION_RUNS = (
 )
 
 
+#: The translated-MNIST calibration runs (seed 0): the quick profile's translated-MNIST settings on
+#: rotated MNIST's 12-epoch schedule (÷10 after epochs 7 and 9), for the CNN and the two input-level STs
+#: that the 8-epoch quick runs leave behind it.
+TRANSLATION_TAG = "trans_e12"
+TRANSLATION_MODELS = ("cnn", "stn-c0", "stn-sl1")
+
+
 def calibration_root(root: str | Path | None = None) -> Path:
     return records_root(root) / "calibration"
 
 
+def epochs(rec: Mapping[str, Any]) -> float:
+    """The length of a MNIST run in epochs, read from its config."""
+    s = rec["config"]["settings"]
+    return s["iterations"] / (60_000 // s["batch_size"])
+
+
 def label(rec: dict[str, Any]) -> str:
     """``"30 epochs, loc. lr ×1"``: what sets the run apart, read from its config."""
-    s = rec["config"]["settings"]
-    per_epoch = 60_000 // s["batch_size"]
-    return f"{s['iterations'] / per_epoch:g} epochs, loc. lr ×{s['loc_lr_multiplier']:g}"
+    return f"{epochs(rec):g} epochs, loc. lr ×{rec['config']['settings']['loc_lr_multiplier']:g}"
 
 
 def rotation_runs(root: str | Path | None = None) -> dict[str, dict[str, Any]]:
@@ -88,3 +106,74 @@ def late_change(rec: dict[str, Any], part: float = 1 / 3) -> float:
     start = pts[-1][0] * (1 - part)
     late = [v for e, v in pts if e >= start]
     return float(late[-1] - late[0])
+
+
+# ---------------------------------------------------------------------------------------
+# translated MNIST: does a longer schedule put the input-level STs ahead of the CNN?
+
+
+def translation_runs(root: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """``{model: record}`` of the longer translated-MNIST calibration runs that exist (none outside a clone)."""
+    out = {}
+    for model in TRANSLATION_MODELS:
+        rec = records.load_record("mnist-trans", model, "quick", 0, root=calibration_root(root) / TRANSLATION_TAG)
+        if rec is not None:
+            out[model] = rec
+    return out
+
+
+def length_table(profile_runs: Mapping[str, Sequence[Mapping[str, Any]]],
+                 longer: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Test error (%) and the fall over the last fifth (pp) of the profile's runs and of the longer ones.
+
+    One row per model that has a longer run; seed 0 on both sides (the longer runs have one seed), and the
+    mean over the profile's seeds beside it.
+    """
+    rows = []
+    for model, rec in longer.items():
+        runs = list(profile_runs.get(model) or ())
+        seed0 = next((r for r in runs if r["seed"] == 0), None)
+        if seed0 is None:
+            raise ValueError(f"no seed-0 record of {model!r} among the profile's runs; models there: "
+                             f"{', '.join(profile_runs) or 'none'}")
+        errs = [100 * float(r["metrics"]["test_error"]) for r in runs]
+        rows.append({
+            "model": model,
+            "short_epochs": epochs(seed0), "long_epochs": epochs(rec),
+            "short_mean": statistics.fmean(errs), "short_sd": statistics.stdev(errs) if len(errs) > 1 else float("nan"),
+            "short_seeds": len(errs),
+            "short_seed0": 100 * float(seed0["metrics"]["test_error"]), "short_fall": late_drop_pct(seed0),
+            "long_seed0": 100 * float(rec["metrics"]["test_error"]), "long_fall": late_drop_pct(rec),
+        })
+    table = pd.DataFrame(rows).set_index("model")
+    table.attrs["table"] = "length"
+    return table
+
+
+def length_text(table: pd.DataFrame, experiment: str = "mnist-trans") -> str:
+    """What the longer runs say about the 'every STN beats the CNN' and convergence checks (Markdown)."""
+    if table.empty:
+        return "No longer calibration runs of translated MNIST are stored with these records."
+    if "cnn" not in table.index:
+        raise ValueError(f"the length table has no CNN row to compare with; rows: {', '.join(table.index)}")
+    short, long_ = table["short_epochs"].iloc[0], table["long_epochs"].iloc[0]
+    moves = "; ".join(f"{display_name(m)} {r.short_seed0:.2f}% → {r.long_seed0:.2f}%" for m, r in table.iterrows())
+    cnn = table.loc["cnn", "long_seed0"]
+    stns = table.drop(index="cnn")
+    behind = [display_name(m) for m, r in stns.iterrows() if r.long_seed0 >= cnn]
+    ahead = [display_name(m) for m, r in stns.iterrows() if r.long_seed0 < cnn]
+    limit = CONVERGED_PP[experiment]
+    worst = table["long_fall"].idxmax()
+    fall = table.loc[worst, "long_fall"]
+    text = f"Seed 0 trained for {long_:g} epochs instead of {short:g}: {moves}. "
+    if not behind:
+        text += f"At {long_:g} epochs every STN here is below the CNN, as in the paper"
+    elif not ahead:
+        text += f"At {long_:g} epochs no STN here is below the CNN"
+    else:
+        text += (f"At {long_:g} epochs {', '.join(ahead)} {'is' if len(ahead) == 1 else 'are'} below the CNN and "
+                 f"{', '.join(behind)} {'is' if len(behind) == 1 else 'are'} not")
+    text += (f"; the largest fall over the last fifth of training is {display_name(worst)}'s "
+             f"{fall:+.2f} pp ({'under' if fall < limit else 'not under'} the {limit:g} pp of the convergence check). "
+             "One seed: a trend with training length, not a verdict.")
+    return text
