@@ -163,8 +163,8 @@ def length_text(table: pd.DataFrame, experiment: str = "mnist-trans") -> str:
     behind = [display_name(m) for m, r in stns.iterrows() if r.long_seed0 >= cnn]
     ahead = [display_name(m) for m, r in stns.iterrows() if r.long_seed0 < cnn]
     limit = CONVERGED_PP[experiment]
-    worst = table["long_fall"].idxmax()
-    fall = table.loc[worst, "long_fall"]
+    worst, short_worst = table["long_fall"].idxmax(), table["short_fall"].idxmax()
+    fall, short_fall = table.loc[worst, "long_fall"], table.loc[short_worst, "short_fall"]
     text = f"Seed 0 trained for {long_:g} epochs instead of {short:g}: {moves}. "
     if not behind:
         text += f"At {long_:g} epochs every STN here is below the CNN, as in the paper"
@@ -173,7 +173,10 @@ def length_text(table: pd.DataFrame, experiment: str = "mnist-trans") -> str:
     else:
         text += (f"At {long_:g} epochs {', '.join(ahead)} {'is' if len(ahead) == 1 else 'are'} below the CNN and "
                  f"{', '.join(behind)} {'is' if len(behind) == 1 else 'are'} not")
-    text += (f"; the largest fall over the last fifth of training is {display_name(worst)}'s "
-             f"{fall:+.2f} pp ({'under' if fall < limit else 'not under'} the {limit:g} pp of the convergence check). "
+    text += ("; " + (f"no learning curve falls over the last fifth of training at {long_:g} epochs" if fall <= 0 else
+                     f"the largest fall over the last fifth of training at {long_:g} epochs is {display_name(worst)}'s "
+                     f"{fall:+.2f} pp")
+             + f" ({'within' if fall < limit else 'beyond'} the {limit:g} pp of the convergence check; at {short:g} "
+             f"epochs {display_name(short_worst)}'s fell {short_fall:+.2f} pp). "
              "One seed: a trend with training length, not a verdict.")
     return text
