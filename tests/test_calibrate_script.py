@@ -4,22 +4,18 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from stnlib import profiles, records
 from stnlib.report.calibration import calibration_root
 
+from scripts import load_benchmark
+
 
 def _calibrate():
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "calibrate.py"
-    spec = importlib.util.spec_from_file_location("calibrate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("calibrate")
 
 
 def test_a_variant_replaces_a_pinned_schedule_for_every_model(monkeypatch):

@@ -194,14 +194,9 @@ def test_train_packed_writes_the_separate_runs_records(roots, tiny):
 
 
 def _gpu_full():
-    import importlib.util
-    from pathlib import Path
+    from scripts import load_benchmark
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_full.py"
-    spec = importlib.util.spec_from_file_location("gpu_full", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_full")
 
 
 def _tar_names(path):
