@@ -7,6 +7,8 @@ FRESH   ?= 0
 KERNEL  ?= stnlib
 # Empty: every chapter in the toc; e.g. CHAPTERS=mnist (with FRESH=1: retrain that chapter only).
 CHAPTERS ?=
+# With FRESH=1: runs trained at once before the chapters (empty: one per CPU core, one thread each).
+JOBS    ?=
 LOCK    := requirements-lock.txt
 
 .PHONY: setup data book book-only execute test test-fast slurm-test lab bench lock clean check-html vendor-mathjax
@@ -29,7 +31,7 @@ data: setup
 
 execute: setup data
 	$(BIN)/python -m stnlib book --profile $(PROFILE) --fresh $(FRESH) --kernel $(KERNEL) \
-	  $(if $(CHAPTERS),--chapters $(CHAPTERS))
+	  $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(JOBS),--jobs $(JOBS))
 
 # The site is written whole (--all) into an emptied _build/html: Sphinx never deletes output,
 # so files of an earlier configuration (a 24 MB MathJax tree) would stay in the published site.

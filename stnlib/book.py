@@ -428,9 +428,65 @@ def run_chapter(notebook: str | os.PathLike, profile: str, *, kernel: str = "stn
     return elapsed
 
 
+class TrainingError(RuntimeError):
+    """Runs trained before the chapters (``fresh``) failed; the message names each and its log."""
+
+
+def default_jobs() -> int:
+    """Runs trained at once before the chapters: one per CPU core, each on one thread (the runs are
+    small, so side by side they use a CPU better than one run on all cores); one where a GPU would
+    train them."""
+    import torch
+
+    return 1 if torch.cuda.is_available() else max(1, os.cpu_count() or 1)
+
+
+def train_chapter_runs(profile: str, chapters: Sequence[str], *, jobs: int | None = None,
+                       log=print) -> int:
+    """Retrain every run ``chapters`` train in ``profile`` (:data:`stnlib.report.card.CHAPTER_RUNS`),
+    ``jobs`` at a time as local processes (:mod:`stnlib.launch`, one thread each on a CPU); returns
+    how many. A run that fails raises :class:`TrainingError` after the others have finished."""
+    from stnlib import launch
+    from stnlib.report.card import CHAPTER_RUNS, chapter_runs
+
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    specs = chapter_runs(chapters, profile)
+    if not specs:
+        return 0
+    jobs = default_jobs() if jobs is None else jobs
+    training = [c for c in chapters if c in CHAPTER_RUNS]
+    log(f"retraining {len(specs)} run(s) of chapter(s) {', '.join(training)} in the {profile} profile, "
+        f"{jobs} at a time, before the chapters run")
+    if profile != "smoke":
+        for line in _plan(specs, jobs):
+            log("  " + line)
+    result = launch.launch(specs, "local" if jobs > 1 else "inline", resources=launch.Resources(jobs=jobs),
+                           fresh=True, log=lambda line: log("  " + line))
+    if result.failures:
+        raise TrainingError(f"{len(result.failures)} of {len(specs)} run(s) failed; the chapters were not run:\n"
+                            + "\n".join(str(f.error) for f in result.failures))
+    return len(specs)
+
+
+def _plan(specs: Sequence[Any], jobs: int) -> list[str]:
+    """What the retrain will cost here (:func:`stnlib.launch.describe_plan`), from records and probes."""
+    import torch
+
+    from stnlib import launch
+    from stnlib.hardware import cpu_capability, device_name
+    from stnlib.runs import estimate_seconds
+
+    device = device_name("cuda" if torch.cuda.is_available() else "cpu")
+    if jobs > 1 and device.startswith("cpu"):
+        device = device_name("cpu").replace(f"{torch.get_num_threads()} threads", "1 threads")
+    cap = cpu_capability().describe() if device.startswith("cpu") else None
+    return launch.describe_plan(specs, [], estimate_seconds(specs, device, cpu_capability=cap), device, jobs=jobs)
+
+
 def run_chapters(profile: str, chapters: Iterable[str] | None = None, kernel: str = "stnlib",
                  fresh: bool = False, *, timeout: float | None = None,
-                 book_dir: str | os.PathLike | None = None) -> list[Path]:
+                 book_dir: str | os.PathLike | None = None, jobs: int | None = None) -> list[Path]:
     """Execute the chapter notebooks of ``book/_toc.yml`` in toc order and store their outputs.
 
     Each chapter runs in a fresh kernel ``kernel`` with its own folder as working directory,
@@ -439,6 +495,11 @@ def run_chapters(profile: str, chapters: Iterable[str] | None = None, kernel: st
     success the notebook is tidied (:func:`tidy_notebook`) and written back atomically. The
     first failure raises :class:`ChapterError` and stops the run. ``timeout`` limits each cell
     (seconds; ``None``: no limit). Returns the notebooks that ran.
+
+    With ``fresh``, the runs of the chapters that train (:func:`train_chapter_runs`) are retrained
+    first, ``jobs`` at a time (default :func:`default_jobs`); those chapters then execute with
+    ``fresh=False`` and read the new records. A chapter inside its kernel can only train one run
+    after another.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
@@ -449,10 +510,20 @@ def run_chapters(profile: str, chapters: Iterable[str] | None = None, kernel: st
         return []
     _check_kernel(kernel)
     total = time.perf_counter()
+    pretrained: set[str] = set()
+    if fresh:
+        from stnlib.report.card import CHAPTER_RUNS
+
+        names = [nb.stem for nb in notebooks]
+        start = time.perf_counter()
+        if train_chapter_runs(profile, names, jobs=jobs, log=lambda line: print(line, flush=True)):
+            print(f"runs retrained in {format_duration(time.perf_counter() - start)}", flush=True)
+        pretrained = {name for name in names if name in CHAPTER_RUNS}
     for i, nb in enumerate(notebooks, 1):
+        again = fresh and nb.stem not in pretrained
         print(f"[{i}/{len(notebooks)}] {nb.parent.name}/{nb.name} (profile {profile}"
-              f"{', fresh' if fresh else ''}) ...", flush=True)
-        seconds = run_chapter(nb, profile, kernel=kernel, fresh=fresh, timeout=timeout,
+              f"{', fresh' if again else ''}) ...", flush=True)
+        seconds = run_chapter(nb, profile, kernel=kernel, fresh=again, timeout=timeout,
                               root=book.parent)
         print(f"[{i}/{len(notebooks)}] {nb.name} done in {format_duration(seconds)}", flush=True)
     print(f"{len(notebooks)} chapter(s) executed in {format_duration(time.perf_counter() - total)}",
@@ -480,6 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="smoke: seconds (CI); quick: a 2-core CPU; full: the paper's protocol (GPU)")
     parser.add_argument("--fresh", type=_flag, default=False, metavar="{0,1}",
                         help="1: retrain instead of reusing stored records")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="with --fresh 1: runs trained at once before the chapters (default: one per CPU "
+                             "core, one thread each; 1 where there is a GPU)")
     parser.add_argument("--kernel", default="stnlib", help="Jupyter kernel name (default: stnlib)")
     parser.add_argument("--chapters", nargs="+", metavar="NAME",
                         help="run only these chapters (e.g. toy theory); default: all in the toc")
@@ -494,8 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(nb.stem)
             return 0
         run_chapters(args.profile, args.chapters, kernel=args.kernel, fresh=args.fresh,
-                     timeout=args.timeout)
-    except ChapterError as err:
+                     timeout=args.timeout, jobs=args.jobs)
+    except (ChapterError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError) as err:

@@ -235,6 +235,83 @@ def test_main_lists_chapters(tmp_path, monkeypatch, capsys):
     assert "unknown chapter 'nope'" in capsys.readouterr().err
 
 
+def test_chapter_runs_are_each_chapters_runs_once():
+    from stnlib.report.card import CHAPTER_RUNS, chapter_runs
+
+    mnist = chapter_runs(["mnist"], "quick")
+    assert {(s.experiment, s.model) for s in mnist} == {
+        ("mnist-rot", m) for m in ("cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1")} | {
+        ("mnist-trans", m) for m in ("cnn", "stn-c0", "stn-c1", "stn-sl1", "stn-dl1")} | {
+        ("mnist-rot-adam", m) for m in ("stn-c0", "stn-c1", "stn-sl1")}
+    assert len(mnist) == 13 * 3 == len(set(mnist))
+    both = chapter_runs(["mnist", "beyond"], "quick")  # beyond adds only its two C4 models
+    assert both[:len(mnist)] == mnist and {(s.model, s.seed) for s in both[len(mnist):]} == {
+        (m, seed) for m in ("ecnn", "stn-ec1") for seed in (0, 1, 2)}
+    assert chapter_runs(["theory", "toy", "conclusions", "nope"], "quick") == []
+    assert set(CHAPTER_RUNS) == {"mnist", "svhn", "beyond"}
+
+
+class _FakeLaunch:
+    """Stands in for :func:`stnlib.launch.launch`: remembers the call, fails the runs it is told to."""
+
+    def __init__(self, fail=()):
+        self.calls, self.fail = [], set(fail)
+
+    def __call__(self, specs, launcher, *, resources, fresh, log, **kwargs):
+        from stnlib.launch import Outcome, SweepResult
+
+        self.calls.append((list(specs), launcher, resources.jobs, fresh))
+        return SweepResult([Outcome(s, error=f"{s} exploded") if s.model in self.fail
+                            else Outcome(s, record={}) for s in specs])
+
+
+def _book_with_svhn(tmp_path: Path) -> Path:
+    """A tiny book whose chapter 'svhn' trains (it is in CHAPTER_RUNS) and whose 'good' does not."""
+    book_dir = tmp_path / "book"
+    book_dir.mkdir()
+    (book_dir / "_toc.yml").write_text("format: jb-book\nroot: svhn\nchapters:\n  - file: good\n")
+    show = "print(profile, fresh)"
+    nbformat.write(_notebook(show), book_dir / "svhn.ipynb")
+    nbformat.write(_notebook(show), book_dir / "good.ipynb")
+    return book_dir
+
+
+@pytest.mark.slow
+def test_fresh_trains_the_chapters_runs_side_by_side_first(tmp_path, monkeypatch):
+    from stnlib import launch
+    from stnlib.report.card import chapter_runs
+
+    book_dir = _book_with_svhn(tmp_path)
+    fake = _FakeLaunch()
+    monkeypatch.setattr(launch, "launch", fake)
+    book.run_chapters("smoke", fresh=True, jobs=2, kernel="python3", book_dir=book_dir)
+    [(specs, launcher, jobs, fresh)] = fake.calls
+    assert specs == chapter_runs(["svhn"], "smoke") and launcher == "local" and jobs == 2 and fresh
+    # The chapter whose runs were just retrained reads them; the other keeps fresh=True.
+    out = {name: nbformat.read(book_dir / f"{name}.ipynb", as_version=4).cells[2].outputs[0].text
+           for name in ("svhn", "good")}
+    assert out == {"svhn": "smoke False\n", "good": "smoke True\n"}
+
+    book.run_chapters("smoke", fresh=True, jobs=1, kernel="python3", book_dir=book_dir, chapters=["svhn"])
+    assert fake.calls[-1][1:] == ("inline", 1, True)
+
+
+def test_fresh_stops_before_the_chapters_when_a_run_fails(tmp_path, monkeypatch):
+    from stnlib import launch
+
+    book_dir = _book_with_svhn(tmp_path)
+    before = (book_dir / "svhn.ipynb").read_bytes()
+    monkeypatch.setattr(launch, "launch", _FakeLaunch(fail={"stn-c0"}))
+    with pytest.raises(book.TrainingError, match=r"1 of 11 run\(s\) failed; the chapters were not run:\n"
+                                                  r"svhn/stn-c0 \(smoke, seed 0\) exploded"):
+        book.run_chapters("smoke", fresh=True, jobs=2, kernel="python3", book_dir=book_dir)
+    assert (book_dir / "svhn.ipynb").read_bytes() == before
+    with pytest.raises(ValueError, match="jobs must be at least 1, not 0"):
+        book.train_chapter_runs("smoke", ["svhn"], jobs=0)
+    monkeypatch.setattr(launch, "launch", _FakeLaunch(fail={"stn-c0"}))
+    assert book.main(["--fresh", "1", "--jobs", "2", "--kernel", "python3", "--chapters", "svhn"]) in (1, 2)
+
+
 # ---------------------------------------------------------------------------------------
 # book configuration
 

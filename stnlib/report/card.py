@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from stnlib.profiles import deviations_for
+from stnlib.report.beyond import EXPERIMENT as BEYOND_EXPERIMENT
+from stnlib.report.beyond import MODELS as BEYOND_MODELS
 from stnlib.report.display import format_duration
+from stnlib.runs import RunSpec, experiment_runs
 
 
 def _as_list(value: Any) -> list:
@@ -255,10 +258,27 @@ def reproducibility_card(*, chapter: str, profile: str, records: Iterable[Mappin
                card_markdown(chapter=chapter, profile=profile, **kwargs))
 
 
+#: The runs each chapter trains, as (experiment, models) pairs (``None``: the experiment's own models).
+#: ``make book FRESH=1`` trains these before it executes the chapter (:func:`stnlib.book.run_chapters`).
+CHAPTER_RUNS: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
+    "mnist": (("mnist-rot", None), ("mnist-trans", None), ("mnist-rot-adam", None)),
+    "svhn": (("svhn", None),),
+    "beyond": ((BEYOND_EXPERIMENT, BEYOND_MODELS),),
+}
 #: The experiments each chapter trains (their records decide what a rerun costs).
 CHAPTER_EXPERIMENTS: dict[str, tuple[str, ...]] = {
-    "mnist": ("mnist-rot", "mnist-trans", "mnist-rot-adam"), "svhn": ("svhn",), "beyond": ("mnist-rot",),
+    chapter: tuple(experiment for experiment, _ in pairs) for chapter, pairs in CHAPTER_RUNS.items()
 }
+
+
+def chapter_runs(chapters: Iterable[str], profile: str) -> list[RunSpec]:
+    """Every run the ``chapters`` train in ``profile`` (each once, in chapter order); chapters that
+    train nothing contribute none."""
+    out: list[RunSpec] = []
+    for chapter in chapters:
+        for experiment, models in CHAPTER_RUNS.get(chapter, ()):
+            out += [spec for spec in experiment_runs(experiment, profile, models=models) if spec not in out]
+    return out
 
 
 def rerun_lines(chapter: str, quick_records: Sequence[Mapping[str, Any]] = (),
