@@ -167,10 +167,6 @@ def _run(fn, *args) -> tuple[float, float]:
     return out
 
 
-#: Environment that makes this CPU run as an AVX2-only one: ATen's kernels and oneDNN's limited to AVX2
-#: (no AVX512, no AVX512-BF16, no AMX), so bf16 autocast is emulated as on such CPUs. Read at start-up,
-#: hence set for the measuring processes only.
-AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def _capability(env: dict[str, str]) -> tuple[str, bool]:
@@ -211,6 +207,8 @@ def _table(args, rows, env: dict[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stnlib.hardware import AVX2_EMULATION
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
     ap.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
@@ -218,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="measure only these rows")
     ap.add_argument("--emulate-avx2", action="store_true",
                     help="also measure every row as on an AVX2-only CPU (" + ", ".join(
-                        f"{k}={v}" for k, v in AVX2_ENV.items()) + ")")
+                        f"{k}={v}" for k, v in AVX2_EMULATION.items()) + ")")
     ap.add_argument("--all-precisions", action="store_true",
                     help="measure bf16 autocast also where it is emulated (slow)")
     args = ap.parse_args(argv)
@@ -233,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
           "threads; baseline: per-sample PIL rotation in 2 DataLoader workers, fp32; stnlib: its training step")
     _table(args, rows, {})
     if args.emulate_avx2 and not args.device.startswith("cuda"):
-        _table(args, rows, AVX2_ENV)
+        _table(args, rows, AVX2_EMULATION)
     print(f"\nmeasured in {time.perf_counter() - start:.0f} s")
     return 0
 

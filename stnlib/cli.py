@@ -139,7 +139,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from stnlib import launch
-    from stnlib.hardware import device_name, resolve_device
+    from stnlib.hardware import cpu_capability, device_name, resolve_device
     from stnlib.runs import estimate_seconds, sweep_runs
 
     launcher = launch.check_launcher(args.launcher)
@@ -154,7 +154,10 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.profile != "smoke":
         to_run, stored = launch.pending(specs, fresh=args.fresh)
         print(f"sweep {args.sweep} [{args.profile}] with launcher {launcher}:")
-        for line in launch.describe_plan(to_run, stored, estimate_seconds(to_run, device), device):
+        cap = cpu_capability().describe() if device is not None and device.startswith("cpu") else None
+        jobs = (resources.jobs or len(to_run)) if launcher == "local" else None
+        for line in launch.describe_plan(to_run, stored, estimate_seconds(to_run, device, cpu_capability=cap),
+                                         device, jobs=jobs):
             print("  " + line)
         if args.profile == "full" and here and to_run and not device.startswith("cuda") and not args.yes:
             print(f"error: refusing to train {len(to_run)} run(s) of the full profile (the paper's 150k iterations) "

@@ -26,6 +26,10 @@ from dataclasses import dataclass
 import torch
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "auto")
+#: The environment that makes this CPU run as an AVX2-only one: ATen's kernels and oneDNN's limited to AVX2
+#: (no AVX512, no AVX512-BF16, no AMX), so bf16 autocast is emulated as on such CPUs. Both are read when the
+#: process starts, so the benchmarks set them for the processes that measure.
+AVX2_EMULATION: dict[str, str] = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -72,6 +76,11 @@ class CPUCapability:
     def describe(self) -> str:
         flags = "+".join(self.bf16_flags) if self.bf16_flags else "no bf16 instructions"
         return f"{self.kernels} ({flags}; bf16 {'native' if self.native_bf16 else 'emulated'})"
+
+
+def described_native_bf16(description: str) -> bool:
+    """Whether a :meth:`CPUCapability.describe` text (as records store it) says bf16 is native."""
+    return description.rstrip().endswith("bf16 native)")
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,6 +22,7 @@ of that log; the others still finish.
 
 from __future__ import annotations
 
+import heapq
 import os
 import shutil
 import tempfile
@@ -307,9 +308,21 @@ def _tail(path: Path, n: int) -> str:
     return "\n".join("    " + ln for ln in lines[-n:]) or "    (the log is empty)"
 
 
+def wall_clock(seconds: Sequence[float], jobs: int) -> float:
+    """How long runs taking ``seconds`` take when ``jobs`` run at once, each next one (in order) starting as
+    soon as a slot frees, which is how the ``local`` launcher submits them."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    ends = [0.0] * min(jobs, max(1, len(seconds)))
+    for s in seconds:
+        heapq.heappush(ends, heapq.heappop(ends) + s)
+    return max(ends)
+
+
 def describe_plan(to_run: Sequence[RunSpec], stored: Sequence[Any], estimates: Sequence[Estimate],
-                  device: str | None) -> list[str]:
-    """Lines saying what a sweep is about to run (per experiment) and what it will cost on ``device``."""
+                  device: str | None, *, jobs: int | None = None) -> list[str]:
+    """Lines saying what a sweep is about to run (per experiment) and what it will cost on ``device``;
+    with ``jobs`` (runs at once) also the wall clock, when every run's cost is known."""
     per_exp: dict[str, int] = {}
     for spec in to_run:
         per_exp[spec.experiment] = per_exp.get(spec.experiment, 0) + 1
@@ -324,10 +337,13 @@ def describe_plan(to_run: Sequence[RunSpec], stored: Sequence[Any], estimates: S
     if known:
         lines.append(f"estimated cost on {where}: {_duration(sum(e.seconds for e in known))} for "
                      f"{len(known)} run(s) (sum over runs; from {'; '.join(sorted({e.source for e in known}))})")
+        if jobs is not None and jobs > 1 and len(known) == len(estimates):
+            lines.append(f"with {jobs} runs at a time: about {_duration(wall_clock([e.seconds for e in known], jobs))} "
+                         "of wall clock")
     unknown = [e for e in estimates if e.seconds is None]
     if unknown:
         lines.append(f"estimated cost on {where}: unknown for {len(unknown)} run(s) "
-                     "(no record or GPU probe of them on this kind of device)")
+                     "(no record or probe of them on this kind of device)")
         refs = [e.reference for e in unknown if e.reference is not None]
         if refs:
             devices = "; ".join(sorted({f"{dev} ({src})" for _, dev, src in refs}))

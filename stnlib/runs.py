@@ -17,13 +17,14 @@ import os
 import re
 import statistics
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from stnlib import records, train
+from stnlib.hardware import described_native_bf16
 from stnlib.paths import benchmark_results_root, describe_records_root, records_root
 from stnlib.profiles import get_experiment, get_profile, get_sweep, seeds_for, settings_for
 
@@ -143,33 +144,53 @@ def stored_records(specs: Iterable[RunSpec], root: str | os.PathLike | None = No
 # ---------------------------------------------------------------------------------------
 # cost estimates
 
-def device_kind(name: str) -> str:
-    """What makes two devices comparable for wall time: the GPU model, or a CPU's core count.
+def device_kind(name: str, cpu_capability: str | None = None) -> str:
+    """What makes two devices comparable for wall time: the GPU model, or a CPU's core count and bf16.
 
     ``name`` is a record's ``provenance["device"]`` or :func:`stnlib.hardware.device_name`:
     ``"cuda: NVIDIA H200"`` stays as it is, ``"cpu: AMD EPYC (2 cores, 2 threads)"`` becomes
     ``"cpu, 2 cores"``: CPU models vary too much in name to match on, and a 2-core machine's records
-    say more about another 2-core machine than about a 64-core one.
+    say more about another 2-core machine than about a 64-core one. ``cpu_capability`` (a record's
+    ``provenance["cpu_capability"]``, :meth:`stnlib.hardware.CPUCapability.describe`) adds whether the
+    CPU computes bf16 natively, ``"cpu, 2 cores, native bf16"`` or ``"cpu, 2 cores, no native bf16"``:
+    the quick profile trains in bf16 on the one and in fp32 on the other, two to ten times apart. Without
+    it (records older than the field) the kind matches neither.
     """
     if name.startswith("cpu"):
         cores = re.search(r"\((\d+) cores", name)
-        return f"cpu, {cores.group(1)} cores" if cores else "cpu"
+        kind = f"cpu, {cores.group(1)} cores" if cores else "cpu"
+        if cpu_capability:
+            kind += ", native bf16" if described_native_bf16(cpu_capability) else ", no native bf16"
+        return kind
     return name.split(" (")[0]
 
 
-def read_probes(results_root: str | os.PathLike | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every committed GPU probe (``<results>/*/full_probe.jsonl``, one JSON object a line) with its file.
+#: A probe file per profile: ``<results>/<machine-date>/<profile>_probe.jsonl``.
+PROBE_FILE = "{profile}_probe.jsonl"
 
-    A probe is a short run of the full profile's settings with its measured training throughput
-    (``train_images_per_s``, evaluation excluded), ``experiment``, ``model`` and ``device``
-    (``benchmarks/calibrate.py --profile full`` writes them). ``results_root`` defaults to the clone's
-    ``benchmarks/results``; outside a clone there are none.
+
+def read_probes(results_root: str | os.PathLike | None = None, profile: str = "full"
+                ) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every committed probe of ``profile`` (``<results>/*/<profile>_probe.jsonl``, one JSON object a
+    line) with its file.
+
+    A probe is a short measurement of one (experiment, model) under the profile's settings: its training
+    throughput (``train_images_per_s``, evaluation excluded) and ``device``. GPU probes of the full profile
+    come from ``benchmarks/calibrate.py --profile full``; CPU probes of the quick profile, with their
+    ``cpu_capability`` and the hash of the settings they timed (``settings_hash``), from
+    ``benchmarks/retrain_time.py --write``. ``results_root`` defaults to the clone's ``benchmarks/results``;
+    outside a clone there are none.
     """
     root = Path(results_root) if results_root is not None else benchmark_results_root()
-    for path in (sorted(root.glob("*/full_probe.jsonl")) if root is not None else []):
+    for path in (sorted(root.glob("*/" + PROBE_FILE.format(profile=profile))) if root is not None else []):
         for line in path.read_text().splitlines():
             if line.strip():
                 yield path, json.loads(line)
+
+
+def settings_hash(spec: RunSpec) -> str:
+    """The hash of the settings ``spec`` trains with (a CPU probe is valid for them only)."""
+    return records.config_hash(asdict(settings_for(spec.profile, spec.experiment, spec.model)))
 
 
 @dataclass(frozen=True)
@@ -187,53 +208,92 @@ class Estimate:
 
 def _record_times(spec: RunSpec, root: str | os.PathLike | None) -> dict[str, list[tuple[float, str]]]:
     """Wall times of the complete records of ``spec``'s (experiment, model, profile), any seed, by device kind."""
-    folder = records_root(root) / spec.profile / spec.experiment
     out: dict[str, list[tuple[float, str]]] = {}
+    for rec in _complete_records(spec, root):
+        prov = rec["provenance"]
+        kind = device_kind(prov["device"], prov.get("cpu_capability"))
+        out.setdefault(kind, []).append((float(prov["wall_time_s"]), prov["device"]))
+    return out
+
+
+def _complete_records(spec: RunSpec, root: str | os.PathLike | None) -> list[dict[str, Any]]:
+    folder = records_root(root) / spec.profile / spec.experiment
+    out = []
     for path in sorted(folder.glob(f"{spec.model}-seed*.json")):
         try:
             rec = records.read_record(path)
         except records.RecordError:
             continue  # a corrupt record says nothing about cost; training it reports the problem
         if rec["model"] == spec.model and rec["status"] == "complete":
-            prov = rec["provenance"]
-            out.setdefault(device_kind(prov["device"]), []).append((float(prov["wall_time_s"]), prov["device"]))
+            out.append(rec)
     return out
 
 
-def _probe_times(spec: RunSpec, probes: list[tuple[Path, dict[str, Any]]]) -> dict[str, tuple[float, str]]:
-    """Training time of ``spec`` at each probed device's throughput (iterations × batch size / img/s)."""
+def evaluation_factor(spec: RunSpec, root: str | os.PathLike | None = None) -> float:
+    """Wall time over training time in ``spec``'s complete records (median; 1 without records).
+
+    A run's wall time is its training (iterations × batch size at its training img/s) plus its periodic
+    and final evaluations; this is the factor a probe's training time is scaled by.
+    """
+    ratios = []
+    for rec in _complete_records(spec, root):
+        s, prov = rec["config"]["settings"], rec["provenance"]
+        ips = prov.get("train_images_per_s")
+        if ips:
+            ratios.append(float(prov["wall_time_s"]) / (s["iterations"] * s["batch_size"] / float(ips)))
+    return statistics.median(ratios) if ratios else 1.0
+
+
+def probe_seconds(spec: RunSpec, images_per_s: float, root: str | os.PathLike | None = None) -> float:
+    """The wall time of ``spec`` at a measured training rate: its training at ``images_per_s`` times the
+    evaluation share its records show (:func:`evaluation_factor`)."""
     s = settings_for(spec.profile, spec.experiment, spec.model)
+    return s.iterations * s.batch_size / images_per_s * evaluation_factor(spec, root)
+
+
+def _probe_times(spec: RunSpec, probes: list[tuple[Path, dict[str, Any]]],
+                 root: str | os.PathLike | None) -> dict[str, tuple[float, str]]:
+    """Wall time of ``spec`` at each probed device's throughput (:func:`probe_seconds`)."""
     out: dict[str, tuple[float, str]] = {}
     for path, probe in probes:
-        if (probe["experiment"], probe["model"]) == (spec.experiment, spec.model):
-            seconds = s.iterations * s.batch_size / float(probe["train_images_per_s"])
-            out[device_kind(probe["device"])] = (seconds, f"{path.parent.name}/{path.name}")
+        if (probe["experiment"], probe["model"]) != (spec.experiment, spec.model):
+            continue
+        if "settings_hash" in probe and probe["settings_hash"] != settings_hash(spec):
+            continue  # timed under settings the profile no longer has
+        what = "GPU" if probe["device"].startswith("cuda") else "CPU"
+        out[device_kind(probe["device"], probe.get("cpu_capability"))] = (
+            probe_seconds(spec, float(probe["train_images_per_s"]), root),
+            f"{what} probe {path.parent.name}/{path.name}")
     return out
 
 
-def estimate_seconds(specs: Iterable[RunSpec], device: str | None, *,
+def estimate_seconds(specs: Iterable[RunSpec], device: str | None, *, cpu_capability: str | None = None,
                      root: str | os.PathLike | None = None,
                      results_root: str | os.PathLike | None = None) -> list[Estimate]:
     """The expected wall time of each run of ``specs`` on ``device`` (a device name, or ``None``: unknown).
 
-    In order: (a) the median wall time of existing complete records of the same (experiment, model,
-    profile), any seed, made on the same kind of device (:func:`device_kind`); (b) a committed GPU probe
-    of the same (experiment, model) on that kind of device, scaled to the run's iterations × batch
-    size (training only: periodic evaluations add a few percent); (c) otherwise unknown, with the
-    number from another device as a reference where one exists.
+    ``cpu_capability`` (:meth:`stnlib.hardware.CPUCapability.describe`) says, for a CPU, whether it
+    computes bf16 natively; it is part of the kind of device (:func:`device_kind`). In order: (a) the median
+    wall time of existing complete records of the same (experiment, model, profile), any seed, made on the
+    same kind of device; (b) a committed probe of the same (experiment, model) on that kind of device
+    (:func:`read_probes`), scaled to the run's iterations × batch size and its records' evaluation share
+    (:func:`probe_seconds`); (c) otherwise unknown, with the number from another device as a reference where
+    one exists.
     """
-    kind = device_kind(device) if device is not None else None
-    probes = list(read_probes(results_root))
+    kind = device_kind(device, cpu_capability) if device is not None else None
+    probes: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     out = []
     for spec in specs:
+        if spec.profile not in probes:
+            probes[spec.profile] = list(read_probes(results_root, spec.profile))
         times = _record_times(spec, root)
-        probed = _probe_times(spec, probes)
+        probed = _probe_times(spec, probes[spec.profile], root)
         if kind in times:
             walls = times[kind]
             out.append(Estimate(statistics.median(w for w, _ in walls),
                                 f"{len(walls)} record(s) on {walls[0][1]}"))
         elif kind in probed:
-            out.append(Estimate(probed[kind][0], f"GPU probe {probed[kind][1]}"))
+            out.append(Estimate(*probed[kind]))
         else:
             ref = None
             if times:
@@ -241,6 +301,6 @@ def estimate_seconds(specs: Iterable[RunSpec], device: str | None, *,
                 ref = (statistics.median(w for w, _ in walls), walls[0][1], f"{len(walls)} record(s)")
             elif probed:
                 other, (seconds, source) = next(iter(probed.items()))
-                ref = (seconds, other, f"GPU probe {source}")
+                ref = (seconds, other, source)
             out.append(Estimate(None, "unknown", ref))
     return out

@@ -130,6 +130,22 @@ def test_describe_plan_counts_per_experiment_and_sums_known_costs():
     assert lines[1] == "estimated cost on cpu: A (2 cores): 3 min for 2 run(s) (sum over runs; from 1 record(s) on cpu: A)"
     assert "unknown for 1 run(s)" in lines[2]
     assert lines[3] == "  for reference: 1 of them took 30 s in all on cuda: B (GPU probe p)"
+    assert len(lines) == 4  # a cost is unknown: no wall clock is claimed
+    assert not any("wall clock" in line for line in launch.describe_plan(to_run, [], est, "cpu: A", jobs=2))
+
+
+def test_plan_gives_the_wall_clock_of_runs_side_by_side_in_submission_order():
+    assert launch.wall_clock([], 2) == 0.0
+    assert launch.wall_clock([5.0, 3.0], 1) == 8.0
+    # In order: slot 1 takes 10, slot 2 takes 1, 1, 1, then the last 10 (not the 11 a balanced split gives).
+    assert launch.wall_clock([10.0, 1.0, 1.0, 1.0, 10.0], 2) == 13.0
+    assert launch.wall_clock([4.0, 4.0, 4.0], 8) == 4.0
+    with pytest.raises(ValueError, match="jobs must be at least 1, not 0"):
+        launch.wall_clock([1.0], 0)
+    est = [runs.Estimate(3600.0, "r"), runs.Estimate(3600.0, "r"), runs.Estimate(1800.0, "r")]
+    lines = launch.describe_plan([CNN, STN, CNN], [], est, "cpu: A", jobs=2)
+    assert lines[-1] == "with 2 runs at a time: about 1.5 h of wall clock"
+    assert not any("wall clock" in line for line in launch.describe_plan([CNN, STN, CNN], [], est, "cpu: A"))
 
 
 # ---------------------------------------------------------------------------------------
