@@ -1,0 +1,196 @@
+"""How long a whole retrain of a profile takes on this CPU, from every run's own training step, timed.
+
+``make book FRESH=1`` retrains every run the chapters train (``stnlib.report.card.CHAPTER_RUNS``), one run
+per CPU core with one thread each. This script times each (experiment, model)'s training step under its own
+settings (``train.training_batch`` + ``train.train_step``: its batch size, precision, channels_last; pinned
+runs at their pinned settings) on one thread, for at least ``--seconds`` after two warm-up steps. It prints
+per (experiment, model):
+
+* the measured img/s and the precision that ran;
+* the estimated wall time of one run (``stnlib.runs.probe_seconds``: iterations × batch size at that rate,
+  times the evaluation share of the run's committed records);
+* the baseline, measured on whole runs: the median wall time of the committed records made on this kind of
+  CPU (``stnlib.runs.device_kind``: core count and whether bf16 is native), and estimate / records.
+
+Then the sum per experiment and the whole retrain's wall clock with ``--jobs`` runs side by side, in the
+order ``make book FRESH=1`` submits them (``stnlib.launch.wall_clock``).
+
+``--emulate-avx2`` measures everything again as an AVX2-only CPU would run it (``stnlib.hardware.
+AVX2_EMULATION``): fp32 where the profile says ``auto``, emulated bf16 for runs that ask for bf16. ``--write
+DIR`` appends every measurement to ``DIR/quick_probe.jsonl`` (``stnlib.runs.read_probes``), which the cost
+estimates of ``python -m stnlib sweep`` and ``make book FRESH=1`` use on a CPU of that kind with no records.
+
+    python benchmarks/retrain_time.py                  # about 3 minutes on 2 idle cores
+    python benchmarks/retrain_time.py --emulate-avx2 --write benchmarks/results/<machine-date>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+#: Chapters in the order ``make book`` runs them (its runs are submitted in this order).
+CHAPTERS = ("mnist", "svhn", "beyond")
+
+
+def pairs(profile: str, experiments: list[str] | None = None) -> list[tuple[str, str]]:
+    """The (experiment, model) pairs the chapters train in ``profile``, each once, in submission order."""
+    from stnlib.report.card import chapter_runs
+
+    out: list[tuple[str, str]] = []
+    for spec in chapter_runs(CHAPTERS, profile):
+        if (spec.experiment, spec.model) not in out and (not experiments or spec.experiment in experiments):
+            out.append((spec.experiment, spec.model))
+    return out
+
+
+def measure(experiment: str, model: str, profile: str, seconds: float, *, data_root: str | None = None,
+            warmup: int = 2, min_steps: int = 3) -> dict:
+    """Time ``model``'s training step under its settings in ``profile`` on this process's threads.
+
+    SVHN steps are timed on a small synthetic stand-in (a step's cost does not depend on the data set's
+    size). Returns one probe line (``stnlib.runs.read_probes``).
+    """
+    import dataclasses
+
+    import torch
+
+    from stnlib.hardware import cpu_capability, describe_precision, device_name, reuse_freed_memory
+    from stnlib.profiles import get_experiment, settings_for
+    from stnlib.runs import RunSpec, settings_hash
+    from stnlib.train import TrainState, make_network, to_channels_last, train_step, training_batch
+    from stnlib.train.config import make_tasks
+
+    dev = torch.device("cpu")
+    reuse_freed_memory()  # as stnlib.train does
+    s = settings_for(profile, experiment, model)
+    dataset = get_experiment(experiment)["dataset"]
+    data = (dataclasses.replace(s, svhn_source="synthetic", svhn_n_train=2048, svhn_n_test=64)
+            if dataset == "svhn" else s)
+    torch.manual_seed(0)
+    net = make_network(model, dataset, s).to(dev)
+    if s.channels_last:
+        to_channels_last(net)
+    task, _ = make_tasks(dataset, data, dev, data_root)
+    state = TrainState.start(net, s)
+    for i in range(warmup):
+        train_step(state, *training_batch(task, s, 0, i, dev), device=dev, precision=s.precision)
+    steps, start = 0, time.perf_counter()
+    while steps < min_steps or time.perf_counter() - start < seconds:
+        x, y = training_batch(task, s, 0, warmup + steps, dev)
+        train_step(state, x, y, device=dev, precision=s.precision)
+        steps += 1
+    elapsed = time.perf_counter() - start
+    return {
+        "experiment": experiment, "model": model, "profile": profile,
+        "train_images_per_s": round(steps * s.batch_size / elapsed, 1), "steps": steps,
+        "precision": describe_precision(dev, s.precision), "threads": torch.get_num_threads(),
+        "device": device_name(dev), "cpu_capability": cpu_capability().describe(),
+        "settings_hash": settings_hash(RunSpec(experiment, model, profile, 0)),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _measure_all(args: argparse.Namespace, env: dict[str, str]) -> list[dict]:
+    """Every pair measured in one child process started with ``env`` (read at its start) on one thread."""
+    child = [sys.executable, __file__, "--child", "--profile", args.profile, "--seconds", str(args.seconds),
+             *(["--experiments", *args.experiments] if args.experiments else [])]
+    one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run(child, env={**os.environ, **one_thread, **env}, cwd=ROOT, stdout=subprocess.PIPE,
+                         text=True, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def report(lines: list[dict], profile: str, jobs: int, *, records_root=None) -> list[str]:
+    """The table and totals for one pass of measurements (see the module docstring)."""
+    from stnlib.launch import wall_clock
+    from stnlib.report.card import chapter_runs
+    from stnlib.report.display import format_duration
+    from stnlib.runs import estimate_seconds, probe_seconds
+
+    first = lines[0]
+    rate = {(m["experiment"], m["model"]): m for m in lines}
+    specs = [s for s in chapter_runs(CHAPTERS, profile) if (s.experiment, s.model) in rate]
+    out = [f"CPU: {first['device']}; {first['cpu_capability']}; {first['threads']} thread(s) per run",
+           (f"{'experiment':15s} {'model':8s} {'precision':21s} {'img/s':>7s} {'est. min':>9s} "
+            f"{'records min':>12s} {'est./rec.':>9s}   (per run; records: median wall time on this kind of CPU)")]
+    recorded = estimate_seconds(specs, first["device"], cpu_capability=first["cpu_capability"], root=records_root,
+                                results_root=Path(os.devnull))
+    per_run, seen = [], set()
+    by_exp: dict[str, float] = {}
+    for spec, rec in zip(specs, recorded):
+        m = rate[(spec.experiment, spec.model)]
+        est = probe_seconds(spec, m["train_images_per_s"], records_root)
+        per_run.append(est)
+        by_exp[spec.experiment] = by_exp.get(spec.experiment, 0.0) + est
+        if (spec.experiment, spec.model) in seen:
+            continue
+        seen.add((spec.experiment, spec.model))
+        base = (f"{rec.seconds / 60:12.1f} {est / rec.seconds:9.2f}" if rec.seconds is not None
+                else f"{'—':>12s} {'—':>9s}")
+        out.append(f"{spec.experiment:15s} {spec.model:8s} {m['precision']:21s} {m['train_images_per_s']:7.0f} "
+                   f"{est / 60:9.1f} {base}")
+    out.append("per experiment (all seeds, sum of runs): " + "; ".join(
+        f"{exp} {format_duration(sec)}" for exp, sec in by_exp.items()))
+    out.append(f"whole retrain: {len(per_run)} runs, {format_duration(sum(per_run))} in sum, about "
+               f"{format_duration(wall_clock(per_run, jobs))} of wall clock with {jobs} at a time")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from stnlib.hardware import AVX2_EMULATION
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="quick", choices=("smoke", "quick"))
+    ap.add_argument("--seconds", type=float, default=3.0, help="time each step at least this long (default 3)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="runs side by side in the wall-clock estimate (default: one per core)")
+    ap.add_argument("--experiments", nargs="+", default=None, help="only these experiments")
+    ap.add_argument("--emulate-avx2", action="store_true",
+                    help="measure again as an AVX2-only CPU (" + ", ".join(
+                        f"{k}={v}" for k, v in AVX2_EMULATION.items()) + ")")
+    ap.add_argument("--write", metavar="DIR", default=None,
+                    help="append the measurements to DIR/quick_probe.jsonl (read by the cost estimates)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be at least 1, not {args.jobs}")
+    if args.child:  # one measuring process: one JSON line per pair on stdout, progress on stderr
+        for experiment, model in pairs(args.profile, args.experiments):
+            print(f"  {experiment} {model} ...", file=sys.stderr, flush=True)
+            print(json.dumps(measure(experiment, model, args.profile, args.seconds,
+                                     data_root=os.environ.get("STNLIB_DATA", str(ROOT / "data")))), flush=True)
+        return 0
+
+    start = time.perf_counter()
+    passes = [("as this CPU runs", {})] + ([("as an AVX2-only CPU", AVX2_EMULATION)] if args.emulate_avx2 else [])
+    measured: list[dict] = []
+    for title, env in passes:
+        print(f"\nmeasuring {title}" + (" (" + ", ".join(f"{k}={v}" for k, v in env.items()) + ")" if env else ""),
+              flush=True)
+        lines = _measure_all(args, env)
+        for line in report(lines, args.profile, args.jobs):
+            print(line, flush=True)
+        measured += lines
+    if args.write:
+        from stnlib.runs import PROBE_FILE
+
+        target = Path(args.write) / PROBE_FILE.format(profile=args.profile)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a") as f:  # appended: a probe file collects measurements, one a line
+            f.writelines(json.dumps(m) + "\n" for m in measured)
+        print(f"\nappended {len(measured)} measurement(s) to {target}")
+    print(f"\nmeasured in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
