@@ -49,11 +49,11 @@ def group_of(name: str, parent: str | None = None) -> str:
 def _setup(experiment: str, model: str, seed: int = 0):
     import torch
 
-    from stnlib.profiles import get_experiment, settings_for
+    from stnlib.profiles import get_experiment, training_settings
     from stnlib.train import TrainState, make_network, to_channels_last
     from stnlib.train.config import make_tasks, mix_seed
 
-    s = settings_for("quick", experiment, model)
+    s = training_settings("quick", experiment, model)
     dataset = get_experiment(experiment)["dataset"]
     data = (dataclasses.replace(s, svhn_source="synthetic", svhn_n_train=2048, svhn_n_test=64)
             if dataset == "svhn" else s)

@@ -64,14 +64,14 @@ def measure(experiment: str, model: str, profile: str, seconds: float, *, data_r
     import torch
 
     from stnlib.hardware import cpu_capability, describe_precision, device_name, reuse_freed_memory
-    from stnlib.profiles import get_experiment, settings_for
+    from stnlib.profiles import get_experiment, training_settings
     from stnlib.runs import RunSpec, settings_hash
     from stnlib.train import TrainState, make_network, to_channels_last, train_step, training_batch
     from stnlib.train.config import make_tasks
 
     dev = torch.device("cpu")
     reuse_freed_memory()  # as stnlib.train does
-    s = settings_for(profile, experiment, model)
+    s = training_settings(profile, experiment, model)
     dataset = get_experiment(experiment)["dataset"]
     data = (dataclasses.replace(s, svhn_source="synthetic", svhn_n_train=2048, svhn_n_test=64)
             if dataset == "svhn" else s)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from stnlib.hardware import check_precision
+
 #: Experiments: which dataset they train on, which models they compare, and what they test.
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     "mnist-rot": {
@@ -162,6 +164,11 @@ class Pinned:
     #: no longer applies). The hashed text must stay as it was, or the records would be orphaned; readers
     #: see :attr:`described_deviations`.
     corrections: tuple[tuple[str, str | None], ...] = ()
+    #: The precision the pinned runs train with now, where it differs from the hashed ``settings.precision``
+    #: (:func:`training_settings`). ``"auto"`` for runs hashed with ``"bf16"``: the same computation on a CPU
+    #: that has bf16 natively (where they were trained), and fp32 instead of emulated bf16, about ten times
+    #: faster, on one that does not. Every record says which precision ran.
+    precision: str | None = None
 
     def covers(self, model: str | None) -> bool:
         return self.models is None or (model is not None and model in self.models)
@@ -337,12 +344,15 @@ _V1_DEVIATIONS = {
         "one seed instead of three",
     ),
 }
-# What version 1 hashed and no longer holds: it trained one seed, and it misnamed where the multiplier
-# 1 comes from (the authors' code's default, as the current deviation says).
+# What version 1 hashed and no longer holds: it trained one seed, it misnamed where the multiplier
+# 1 comes from (the authors' code's default, as the current deviation says), and its runs now train in
+# bf16 only where the CPU has it natively (Pinned.precision), like the rest of the profile.
+_V1_PRECISION = (_V1_COMMON[1], _QUICK_COMMON[1])
 _V1_CORRECTIONS = {
-    "mnist-rot": (("one seed instead of three", None),),
+    "mnist-rot": (("one seed instead of three", None), _V1_PRECISION),
     "mnist-trans": (
         ("one seed instead of three", None),
+        _V1_PRECISION,
         (_V1_DEVIATIONS["mnist-trans"][3],
          "localisation learning-rate multiplier 0.1 (the authors' code defaults to 1): with 1 and momentum "
          "the input-level STs collapse"),
@@ -355,7 +365,8 @@ _V1_WHY = ("trained at the earlier quick protocol (version 1: {what}); a retrain
 
 def _v1(experiment: str, settings: TrainSettings, what: str, models: tuple[str, ...] | None = None) -> Pinned:
     return Pinned(protocol_version=1, settings=settings, deviations=_V1_DEVIATIONS[experiment], seeds=(0, 1, 2),
-                  why=_V1_WHY.format(what=what), models=models, corrections=_V1_CORRECTIONS[experiment])
+                  why=_V1_WHY.format(what=what), models=models, corrections=_V1_CORRECTIONS[experiment],
+                  precision="auto")
 
 
 _QUICK = Profile(
@@ -495,6 +506,14 @@ def settings_for(profile: str, experiment: str, model: str | None = None) -> Tra
     prof = get_profile(profile)
     pin = prof.pin(experiment, model)
     return pin.settings if pin else prof.settings[experiment]
+
+
+def training_settings(profile: str, experiment: str, model: str | None = None) -> TrainSettings:
+    """The settings ``model`` trains with: :func:`settings_for`'s (which the record's config hashes), with a
+    pin's current precision (:attr:`Pinned.precision`) in place of the one it hashed."""
+    s = settings_for(profile, experiment, model)
+    pin = get_profile(profile).pin(experiment, model)
+    return replace(s, precision=check_precision(pin.precision)) if pin and pin.precision else s
 
 
 def seeds_for(profile: str, experiment: str, model: str | None = None) -> tuple[int, ...]:

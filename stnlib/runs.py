@@ -26,7 +26,7 @@ import torch
 from stnlib import records, train
 from stnlib.hardware import described_native_bf16
 from stnlib.paths import benchmark_results_root, describe_records_root, records_root
-from stnlib.profiles import get_experiment, get_profile, get_sweep, seeds_for, settings_for
+from stnlib.profiles import get_experiment, get_profile, get_sweep, seeds_for, settings_for, training_settings
 
 NO_TRAIN_ENV = "STNLIB_NO_TRAIN"
 
@@ -189,8 +189,9 @@ def read_probes(results_root: str | os.PathLike | None = None, profile: str = "f
 
 
 def settings_hash(spec: RunSpec) -> str:
-    """The hash of the settings ``spec`` trains with (a CPU probe is valid for them only)."""
-    return records.config_hash(asdict(settings_for(spec.profile, spec.experiment, spec.model)))
+    """The hash of the settings ``spec`` trains with (:func:`stnlib.profiles.training_settings`): a CPU
+    probe is valid for them only."""
+    return records.config_hash(asdict(training_settings(spec.profile, spec.experiment, spec.model)))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
+from dataclasses import replace
+
 import pytest
+import torch
 
 from stnlib import profiles
 from stnlib.nn import valid_models
@@ -105,6 +108,33 @@ def test_a_pins_corrections_replace_or_drop_hashed_wording_and_refuse_a_phrase_i
     text = " ".join(base.described_deviations)
     assert "the spec's default" in " ".join(base.deviations) and "the spec's default" not in text
     assert "the authors' code defaults to 1" in text
+
+
+def test_pinned_runs_hash_the_bf16_they_were_trained_with_and_train_in_bf16_only_where_it_is_native(monkeypatch):
+    from stnlib import hardware, profiles
+    from stnlib.train import build_config
+
+    for exp, model in (("mnist-trans", "stn-c0"), ("mnist-rot", "stn-ec1")):
+        assert profiles.settings_for("quick", exp, model).precision == "bf16"  # what the records hash
+        assert build_config(exp, model, "quick", 0)["settings"]["precision"] == "bf16"
+        trains = profiles.training_settings("quick", exp, model)
+        assert trains.precision == "auto" and trains == replace(profiles.settings_for("quick", exp, model),
+                                                                precision="auto")
+        shown = " ".join(profiles.deviations_for("quick", exp, model))
+        assert "fp32 elsewhere" in shown and "bf16 autocast and channels_last on the CPU" not in shown
+    # Runs that are not pinned train with exactly their hashed settings.
+    assert profiles.training_settings("quick", "mnist-rot", "cnn") == profiles.settings_for("quick", "mnist-rot", "cnn")
+    # "auto" is the bf16 the records were made with where it is native, fp32 where it would be emulated.
+    cpu = torch.device("cpu")
+    for native, expected in ((True, True), (False, False)):
+        monkeypatch.setattr(hardware, "cpu_capability",
+                            lambda n=native: hardware.CPUCapability("AVX512" if n else "AVX2", ("amx_bf16",) if n else ()))
+        assert hardware.uses_bf16(cpu, "auto") is expected and hardware.uses_bf16(cpu, "bf16") is True
+    bad = replace(profiles.get_profile("quick").pin("mnist-trans"), precision="fp16")
+    monkeypatch.setitem(profiles.PROFILES, "quick", replace(profiles.get_profile("quick"),
+                                                            pinned={"mnist-trans": (bad,)}))
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; valid choices: fp32, bf16, auto"):
+        profiles.training_settings("quick", "mnist-trans", "cnn")
 
 
 def test_every_committed_quick_record_matches_its_config_in_the_profile():

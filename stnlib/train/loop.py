@@ -24,7 +24,7 @@ from stnlib import records
 from stnlib.data import Task
 from stnlib.hardware import (autocast, cpu_capability, describe_precision, device_name, resolve_device,
                              reuse_freed_memory)
-from stnlib.profiles import TrainSettings, settings_for
+from stnlib.profiles import TrainSettings, settings_for, training_settings
 from stnlib.train.config import (CURVE_SEED, EVAL_SEED, build_config, generator, make_network, make_tasks,
                                  mix_seed, to_channels_last)
 from stnlib.train.evaluation import evaluate, figure_summaries, loss_and_errors, orientation
@@ -107,7 +107,7 @@ def train(experiment: str, model: str, profile: str, seed: int = 0, *,
     """
     cfg = build_config(experiment, model, profile, seed)
     h = records.config_hash(cfg)
-    s = settings_for(profile, experiment, model)
+    s = training_settings(profile, experiment, model)  # the config above hashes settings_for's
     dev = resolve_device(device)
     if dev.type == "cpu":
         reuse_freed_memory()

@@ -56,7 +56,7 @@ from stnlib import records
 from stnlib.data import Task
 from stnlib.hardware import resolve_device, reuse_freed_memory
 from stnlib.paths import checkpoints_root
-from stnlib.profiles import settings_for
+from stnlib.profiles import training_settings
 from stnlib.train.config import build_config, make_network, make_tasks, mix_seed
 from stnlib.train.cuda import GraphedStep, prime_optimizer_state
 from stnlib.train.loop import TrainingDiverged, _curve_point, _finish, _write_failed_record
@@ -108,7 +108,7 @@ class PackedRun:
         self.configs = [build_config(experiment, model, profile, seed) for seed in seeds]
         self.hashes = [records.config_hash(c) for c in self.configs]
         self.experiment, self.model, self.profile, self.seeds = experiment, model, profile, seeds
-        self.settings = s = settings_for(profile, experiment, model)
+        self.settings = s = training_settings(profile, experiment, model)
         self.device = dev = resolve_device(device)
         if graphs and dev.type != "cuda":
             raise ValueError(f"CUDA graphs need a CUDA device, got {str(dev)!r}; use graphs=False or None")
