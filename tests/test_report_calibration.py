@@ -3,6 +3,7 @@ and the sentence that says whether they reach the orientation regime (fed runs t
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from stnlib import records
@@ -77,14 +78,35 @@ def test_the_length_table_puts_seed_0_of_both_lengths_side_by_side():
     short = _profile_runs({"cnn": 2.0, "stn-c0": 3.0})
     table = calibration.length_table(short, {"cnn": _trans("cnn", 1.5, epochs=12, late=0.1),
                                              "stn-c0": _trans("stn-c0", 1.2, epochs=12, late=0.3)})
-    assert table.loc["stn-c0", "short_seed0"] == 3.0 and table.loc["stn-c0", "long_seed0"] == 1.2
+    assert table.loc["stn-c0", "short_seed0"] == 3.0 and table.loc["stn-c0", "seed0_e12"] == 1.2
     assert abs(table.loc["stn-c0", "short_mean"] - 3.1) < 1e-9 and table.loc["stn-c0", "short_seeds"] == 3
-    assert table.loc["cnn", "short_epochs"] == 8 and table.loc["cnn", "long_epochs"] == 12
-    assert abs(table.loc["cnn", "short_fall"] - 1.5) < 1e-9 and abs(table.loc["stn-c0", "long_fall"] - 0.3) < 1e-9
+    assert table.loc["cnn", "short_epochs"] == 8 and table.attrs["lengths"] == [12]
+    assert abs(table.loc["cnn", "short_fall"] - 1.5) < 1e-9 and abs(table.loc["stn-c0", "fall_e12"] - 0.3) < 1e-9
     view = display.view(table)
     assert list(view.columns.get_level_values(0)) == ["8 epochs"] * 3 + ["12 epochs"] * 2
     assert view.loc["STN-C0", ("8 epochs", "error (%), mean ± sd")] == "3.10 ± 0.10 (3 seeds)"
     assert view.loc["STN-C0", ("12 epochs", "fall over last fifth (pp)")] == "+0.30"
+
+
+def test_several_lengths_get_a_column_group_each_and_a_missing_run_shows_as_a_dash():
+    short = _profile_runs({"cnn": 2.0, "stn-c0": 3.0})
+    table = calibration.length_table(short, {
+        "cnn": [_trans("cnn", 1.5, epochs=12), _trans("cnn", 1.4, epochs=20)],
+        "stn-c0": [_trans("stn-c0", 2.5, epochs=12)]})
+    assert table.attrs["lengths"] == [12, 20] and pd.isna(table.loc["stn-c0", "seed0_e20"])
+    view = display.view(table)
+    assert list(view.columns.get_level_values(0)) == ["8 epochs"] * 3 + ["12 epochs"] * 2 + ["20 epochs"] * 2
+    assert view.loc["STN-C0", ("20 epochs", "seed 0 (%)")] == "—" and view.loc["CNN", ("20 epochs", "seed 0 (%)")] == "1.40"
+    text = calibration.length_text(table)
+    assert text.startswith("Seed 0 trained for 12 and 20 epochs instead of 8: CNN 2.00% → 1.50% → 1.40%; "
+                           "STN-C0 3.00% → 2.50%.")
+    assert "At 20 epochs only the CNN was trained (STN-C0 was not trained that long);" in text
+    both = calibration.length_table(short, {
+        "cnn": [_trans("cnn", 1.5, epochs=12), _trans("cnn", 1.4, epochs=20)],
+        "stn-c0": [_trans("stn-c0", 2.5, epochs=12), _trans("stn-c0", 1.3, epochs=20, late=0.7)]})
+    text = calibration.length_text(both)
+    assert "At 20 epochs every STN here is below the CNN, as in the paper;" in text
+    assert "at 20 epochs is STN-C0's +0.70 pp (beyond the 0.5 pp" in text
 
 
 def test_the_length_sentence_says_whether_the_stns_overtake_the_cnn_and_whether_runs_converged():
@@ -121,5 +143,11 @@ def test_the_length_table_and_sentence_refuse_what_they_cannot_compare(tmp_path)
     assert calibration.length_text(no_cnn.iloc[0:0]) == ("No longer calibration runs of translated MNIST are stored "
                                                          "with these records.")
     assert calibration.translation_runs(tmp_path) == {}
-    records.write_record(_trans("cnn", 1.5, epochs=12), calibration.calibration_root(tmp_path) / "trans_e12")
-    assert list(calibration.translation_runs(tmp_path)) == ["cnn"]
+    records.write_record(_trans("cnn", 1.5, epochs=20), calibration.calibration_root(tmp_path) / "trans_e20")
+    records.write_record(_trans("cnn", 1.6, epochs=12), calibration.calibration_root(tmp_path) / "trans_e12")
+    runs = calibration.translation_runs(tmp_path)
+    assert list(runs) == ["cnn"] and [calibration.epochs(r) for r in runs["cnn"]] == [12, 20]
+    only_cnn_short = calibration.length_table({"cnn": [_trans("cnn", 2.0)], "stn-c0": [_trans("stn-c0", 3.0)]},
+                                              {"stn-c0": _trans("stn-c0", 1.2, epochs=12), "cnn": []})
+    with pytest.raises(ValueError, match="no longer run of the CNN"):
+        calibration.length_text(only_cnn_short)

@@ -30,10 +30,11 @@ ROTATION_RUNS = (
 )
 
 
-#: The translated-MNIST calibration runs (seed 0): the quick profile's translated-MNIST settings on
-#: rotated MNIST's 12-epoch schedule (÷10 after epochs 7 and 9), for the CNN and the two input-level STs
-#: that the 8-epoch quick runs leave behind it.
-TRANSLATION_TAG = "trans_e12"
+#: The translated-MNIST calibration runs (seed 0), one folder per length: the quick profile's translated-MNIST
+#: settings (localisation learning rate ×0.1) on longer schedules, for the CNN and the two input-level STs
+#: that the 8-epoch quick runs leave behind it. 12 epochs: rotated MNIST's schedule (÷10 after epochs 7
+#: and 9); 20 epochs: ÷10 after epochs 12 and 15, both before the last fifth.
+TRANSLATION_TAGS = ("trans_e12", "trans_e20")
 TRANSLATION_MODELS = ("cnn", "stn-c0", "stn-sl1")
 
 
@@ -112,67 +113,101 @@ def late_change(rec: dict[str, Any], part: float = 1 / 3) -> float:
 # translated MNIST: does a longer schedule put the input-level STs ahead of the CNN?
 
 
-def translation_runs(root: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """``{model: record}`` of the longer translated-MNIST calibration runs that exist (none outside a clone)."""
-    out = {}
-    for model in TRANSLATION_MODELS:
-        rec = records.load_record("mnist-trans", model, "quick", 0, root=calibration_root(root) / TRANSLATION_TAG)
-        if rec is not None:
-            out[model] = rec
-    return out
+def translation_runs(root: str | Path | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``{model: [record per longer length, shortest first]}`` of the translated-MNIST calibration runs
+    that exist (none outside a clone)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for tag in TRANSLATION_TAGS:
+        for model in TRANSLATION_MODELS:
+            rec = records.load_record("mnist-trans", model, "quick", 0, root=calibration_root(root) / tag)
+            if rec is not None:
+                out.setdefault(model, []).append(rec)
+    return {model: sorted(recs, key=epochs) for model, recs in out.items()}
 
 
 def length_table(profile_runs: Mapping[str, Sequence[Mapping[str, Any]]],
-                 longer: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+                 longer: Mapping[str, Mapping[str, Any] | Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
     """Test error (%) and the fall over the last fifth (pp) of the profile's runs and of the longer ones.
 
     One row per model that has a longer run; seed 0 on both sides (the longer runs have one seed), and the
-    mean over the profile's seeds beside it.
+    mean over the profile's seeds beside it. ``longer`` maps a model to its longer run or runs; each length
+    gets the columns ``seed0_e<epochs>`` and ``fall_e<epochs>`` (NaN where a model has no run of that
+    length), and ``table.attrs["lengths"]`` lists the longer lengths, shortest first.
     """
-    rows = []
-    for model, rec in longer.items():
+    rows, lengths = [], set()
+    for model, recs in longer.items():
+        recs = [recs] if isinstance(recs, Mapping) else list(recs)
         runs = list(profile_runs.get(model) or ())
         seed0 = next((r for r in runs if r["seed"] == 0), None)
         if seed0 is None:
             raise ValueError(f"no seed-0 record of {model!r} among the profile's runs; models there: "
                              f"{', '.join(profile_runs) or 'none'}")
         errs = [100 * float(r["metrics"]["test_error"]) for r in runs]
-        rows.append({
-            "model": model,
-            "short_epochs": epochs(seed0), "long_epochs": epochs(rec),
+        row = {
+            "model": model, "short_epochs": epochs(seed0),
             "short_mean": statistics.fmean(errs), "short_sd": statistics.stdev(errs) if len(errs) > 1 else float("nan"),
             "short_seeds": len(errs),
             "short_seed0": 100 * float(seed0["metrics"]["test_error"]), "short_fall": late_drop_pct(seed0),
-            "long_seed0": 100 * float(rec["metrics"]["test_error"]), "long_fall": late_drop_pct(rec),
-        })
-    table = pd.DataFrame(rows).set_index("model")
+        }
+        for rec in recs:
+            n = epochs(rec)
+            lengths.add(n)
+            row[f"seed0_e{n:g}"] = 100 * float(rec["metrics"]["test_error"])
+            row[f"fall_e{n:g}"] = late_drop_pct(rec)
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
     table.attrs["table"] = "length"
+    table.attrs["lengths"] = sorted(lengths)
     return table
 
 
+def _has(table: pd.DataFrame, column: str, model: str) -> bool:
+    return column in table.columns and not pd.isna(table.loc[model, column])
+
+
 def length_text(table: pd.DataFrame, experiment: str = "mnist-trans") -> str:
-    """What the longer runs say about the 'every STN beats the CNN' and convergence checks (Markdown)."""
+    """What the longer runs say about the 'every STN beats the CNN' and convergence checks (Markdown).
+
+    The moves of each model's seed-0 error with length, then the comparison with the CNN and the
+    convergence check at the longest length the CNN was trained for.
+    """
     if table.empty:
         return "No longer calibration runs of translated MNIST are stored with these records."
     if "cnn" not in table.index:
         raise ValueError(f"the length table has no CNN row to compare with; rows: {', '.join(table.index)}")
-    short, long_ = table["short_epochs"].iloc[0], table["long_epochs"].iloc[0]
-    moves = "; ".join(f"{display_name(m)} {r.short_seed0:.2f}% → {r.long_seed0:.2f}%" for m, r in table.iterrows())
-    cnn = table.loc["cnn", "long_seed0"]
-    stns = table.drop(index="cnn")
-    behind = [display_name(m) for m, r in stns.iterrows() if r.long_seed0 >= cnn]
-    ahead = [display_name(m) for m, r in stns.iterrows() if r.long_seed0 < cnn]
+    short, lengths = table["short_epochs"].iloc[0], table.attrs["lengths"]
+    cnn_lengths = [n for n in lengths if _has(table, f"seed0_e{n:g}", "cnn")]
+    if not cnn_lengths:
+        raise ValueError("the length table has no longer run of the CNN")
+    moves = "; ".join(
+        display_name(m) + " " + " → ".join(f"{x:.2f}%" for x in [r.short_seed0] + [
+            r[f"seed0_e{n:g}"] for n in lengths if _has(table, f"seed0_e{n:g}", m)])
+        for m, r in table.iterrows())
+    long_ = cnn_lengths[-1]
+    at, fall_col = f"seed0_e{long_:g}", f"fall_e{long_:g}"
+    cnn = table.loc["cnn", at]
+    stns = [m for m in table.index if m != "cnn"]
+    missing = [display_name(m) for m in stns if not _has(table, at, m)]
+    present = [m for m in stns if _has(table, at, m)]
+    behind = [display_name(m) for m in present if table.loc[m, at] >= cnn]
+    ahead = [display_name(m) for m in present if table.loc[m, at] < cnn]
     limit = CONVERGED_PP[experiment]
-    worst, short_worst = table["long_fall"].idxmax(), table["short_fall"].idxmax()
-    fall, short_fall = table.loc[worst, "long_fall"], table.loc[short_worst, "short_fall"]
-    text = f"Seed 0 trained for {long_:g} epochs instead of {short:g}: {moves}. "
-    if not behind:
+    falls = table.loc[["cnn", *present], fall_col]
+    worst, short_worst = falls.idxmax(), table["short_fall"].idxmax()
+    fall, short_fall = falls[worst], table.loc[short_worst, "short_fall"]
+    spelled = " and ".join(f"{n:g}" for n in lengths)
+    text = f"Seed 0 trained for {spelled} epochs instead of {short:g}: {moves}. "
+    if not present:
+        text += f"At {long_:g} epochs only the CNN was trained"
+    elif not behind:
         text += f"At {long_:g} epochs every STN here is below the CNN, as in the paper"
     elif not ahead:
         text += f"At {long_:g} epochs no STN here is below the CNN"
     else:
         text += (f"At {long_:g} epochs {', '.join(ahead)} {'is' if len(ahead) == 1 else 'are'} below the CNN and "
                  f"{', '.join(behind)} {'is' if len(behind) == 1 else 'are'} not")
+    if missing:
+        text += f" ({', '.join(missing)} {'was' if len(missing) == 1 else 'were'} not trained that long)"
     text += ("; " + (f"no learning curve falls over the last fifth of training at {long_:g} epochs" if fall <= 0 else
                      f"the largest fall over the last fifth of training at {long_:g} epochs is {display_name(worst)}'s "
                      f"{fall:+.2f} pp")

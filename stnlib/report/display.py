@@ -109,15 +109,18 @@ def view(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
                     for x, y in zip(table[(who, "dx")], table[(who, "dy")])]
         v = pd.DataFrame(out, index=[f"example {i + 1}" for i in table.index])
     elif kind == "length":
-        short, long_ = (f"{table[c].iloc[0]:g} epochs" for c in ("short_epochs", "long_epochs"))
-        v = pd.DataFrame({
+        short = f"{table['short_epochs'].iloc[0]:g} epochs"
+        cols = {
             (short, "error (%), mean ± sd"): [f"{fmt_mean_std(m, sd, digits)} ({int(n)} seeds)" for m, sd, n in
                                               zip(table["short_mean"], table["short_sd"], table["short_seeds"])],
             (short, "seed 0 (%)"): [fmt_mean_std(x, digits=digits) for x in table["short_seed0"]],
             (short, "fall over last fifth (pp)"): [fmt_mean_std(x, digits=digits, sign=True) for x in table["short_fall"]],
-            (long_, "seed 0 (%)"): [fmt_mean_std(x, digits=digits) for x in table["long_seed0"]],
-            (long_, "fall over last fifth (pp)"): [fmt_mean_std(x, digits=digits, sign=True) for x in table["long_fall"]],
-        }, index=[_label(m) for m in table.index])
+        }
+        for n in table.attrs["lengths"]:
+            cols[(f"{n:g} epochs", "seed 0 (%)")] = [fmt_mean_std(x, digits=digits) for x in table[f"seed0_e{n:g}"]]
+            cols[(f"{n:g} epochs", "fall over last fifth (pp)")] = [
+                fmt_mean_std(x, digits=digits, sign=True) for x in table[f"fall_e{n:g}"]]
+        v = pd.DataFrame(cols, index=[_label(m) for m in table.index])
         v.columns = pd.MultiIndex.from_tuples(v.columns)
     elif kind in ("settings", "design"):
         v = table.copy()
