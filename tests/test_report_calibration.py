@@ -101,11 +101,13 @@ def test_several_lengths_get_a_column_group_each_and_a_missing_run_shows_as_a_da
     assert text.startswith("Seed 0 trained for 12 and 20 epochs instead of 8: CNN 2.00% → 1.50% → 1.40%; "
                            "STN-C0 3.00% → 2.50%.")
     assert "At 20 epochs only the CNN was trained (STN-C0 was not trained that long);" in text
+    assert "Each STN's error minus the CNN's at 8 → 12 → 20 epochs: STN-C0 +1.00 → +1.00 pp (8 → 12 epochs)." in text
     both = calibration.length_table(short, {
         "cnn": [_trans("cnn", 1.5, epochs=12), _trans("cnn", 1.4, epochs=20)],
         "stn-c0": [_trans("stn-c0", 2.5, epochs=12), _trans("stn-c0", 1.3, epochs=20, late=0.7)]})
     text = calibration.length_text(both)
     assert "At 20 epochs every STN here is below the CNN, as in the paper;" in text
+    assert "at 8 → 12 → 20 epochs: STN-C0 +1.00 → +1.00 → -0.10 pp. " in text
     assert "at 20 epochs is STN-C0's +0.70 pp (beyond the 0.5 pp" in text
 
 

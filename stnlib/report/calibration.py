@@ -197,6 +197,17 @@ def length_text(table: pd.DataFrame, experiment: str = "mnist-trans") -> str:
     fall, short_fall = falls[worst], table.loc[short_worst, "short_fall"]
     spelled = " and ".join(f"{n:g}" for n in lengths)
     text = f"Seed 0 trained for {spelled} epochs instead of {short:g}: {moves}. "
+    gaps = []
+    for m in stns:
+        both = [(short, table.loc[m, "short_seed0"] - table.loc["cnn", "short_seed0"])] + [
+            (n, table.loc[m, f"seed0_e{n:g}"] - table.loc["cnn", f"seed0_e{n:g}"])
+            for n in lengths if _has(table, f"seed0_e{n:g}", m) and _has(table, f"seed0_e{n:g}", "cnn")]
+        if len(both) > 1:
+            where = "" if len(both) == len(lengths) + 1 else f" ({' → '.join(f'{n:g}' for n, _ in both)} epochs)"
+            gaps.append(f"{display_name(m)} {' → '.join(f'{g:+.2f}' for _, g in both)} pp{where}")
+    if gaps:
+        text += (f"Each STN's error minus the CNN's at {' → '.join(f'{n:g}' for n in [short, *lengths])} epochs: "
+                 f"{'; '.join(gaps)}. ")
     if not present:
         text += f"At {long_:g} epochs only the CNN was trained"
     elif not behind:
