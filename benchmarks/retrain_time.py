@@ -13,7 +13,9 @@ per (experiment, model):
   CPU (``stnlib.runs.device_kind``: core count and whether bf16 is native), and estimate / records.
 
 Then the sum per experiment and the whole retrain's wall clock with ``--jobs`` runs side by side, in the
-order ``make book FRESH=1`` submits them (``stnlib.launch.wall_clock``).
+order ``make book FRESH=1`` submits them (``stnlib.launch.wall_clock``). How fast a shared machine steps
+varies from hour to hour; with ``--emulate-avx2`` the last line therefore scales the AVX2 pass to the records'
+timescale by its ratio to the native pass measured in the same run (``scaled_to_records``).
 
 ``--emulate-avx2`` measures everything again as an AVX2-only CPU would run it (``stnlib.hardware.
 AVX2_EMULATION``): fp32 where the profile says ``auto``, emulated bf16 for runs that ask for bf16. ``--write
@@ -145,6 +147,35 @@ def report(lines: list[dict], profile: str, jobs: int, *, records_root=None) -> 
     return out
 
 
+def scaled_to_records(native: list[dict], other: list[dict], profile: str, jobs: int, *,
+                      records_root=None) -> str:
+    """The other kind's retrain on the records' timescale: its sum over the native pass's sum, both measured
+    in this run (so what slows this machine today cancels), times the records' wall times of the native
+    kind (runs without records on this kind of CPU are left out of both sums)."""
+    from stnlib.launch import wall_clock
+    from stnlib.report.card import chapter_runs
+    from stnlib.report.display import format_duration
+    from stnlib.runs import estimate_seconds, probe_seconds
+
+    first = native[0]
+    fast = {(m["experiment"], m["model"]): m["train_images_per_s"] for m in native}
+    slow = {(m["experiment"], m["model"]): m["train_images_per_s"] for m in other}
+    specs = [s for s in chapter_runs(CHAPTERS, profile) if (s.experiment, s.model) in fast.keys() & slow.keys()]
+    recorded = estimate_seconds(specs, first["device"], cpu_capability=first["cpu_capability"], root=records_root,
+                                results_root=Path(os.devnull))
+    kept = [(spec, rec.seconds) for spec, rec in zip(specs, recorded) if rec.seconds is not None]
+    if not kept:
+        return "no records on this kind of CPU to scale the other pass to"
+    ratio = (sum(probe_seconds(spec, slow[(spec.experiment, spec.model)], records_root) for spec, _ in kept)
+             / sum(probe_seconds(spec, fast[(spec.experiment, spec.model)], records_root) for spec, _ in kept))
+    walls = [seconds * ratio for _, seconds in kept]
+    return (f"{other[0]['cpu_capability']}: {ratio:.2f}× this CPU's step times, measured in this run; on the "
+            f"records' timescale the {len(kept)} runs with records here would take {format_duration(sum(walls))} "
+            f"in sum, about {format_duration(wall_clock(walls, jobs))} of wall clock with {jobs} at a time "
+            f"(the records: {format_duration(sum(s for _, s in kept))}, "
+            f"{format_duration(wall_clock([s for _, s in kept], jobs))})")
+
+
 def main(argv: list[str] | None = None) -> int:
     from stnlib.hardware import AVX2_EMULATION
 
@@ -172,14 +203,17 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     passes = [("as this CPU runs", {})] + ([("as an AVX2-only CPU", AVX2_EMULATION)] if args.emulate_avx2 else [])
-    measured: list[dict] = []
+    measured: list[list[dict]] = []
     for title, env in passes:
         print(f"\nmeasuring {title}" + (" (" + ", ".join(f"{k}={v}" for k, v in env.items()) + ")" if env else ""),
               flush=True)
         lines = _measure_all(args, env)
         for line in report(lines, args.profile, args.jobs):
             print(line, flush=True)
-        measured += lines
+        measured.append(lines)
+    if len(measured) == 2:
+        print("\n" + scaled_to_records(*measured, args.profile, args.jobs), flush=True)
+    measured = [m for lines in measured for m in lines]
     if args.write:
         from stnlib.runs import PROBE_FILE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stnlib import runs
+from stnlib import paths, runs
 from stnlib.profiles import settings_for
 
 from scripts import load_benchmark
@@ -60,3 +60,22 @@ def test_jobs_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         _script().main(["--jobs", "0", "--child"])
     assert "--jobs must be at least 1, not 0" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(paths.checkout_root() is None, reason="needs the committed records of a clone")
+def test_the_other_pass_is_scaled_to_the_records_by_its_ratio_to_this_cpu_in_the_same_run():
+    script = _script()
+    native = {"device": "cpu: Intel(R) Xeon(R) Processor (2 cores, 1 threads, AVX512)", "threads": 1,
+              "cpu_capability": "AVX512 (avx512_bf16+amx_bf16; bf16 native)", "precision": "bf16 autocast (auto)"}
+    avx2 = {**native, "cpu_capability": "AVX2 (avx512_bf16+amx_bf16; bf16 emulated)", "precision": "fp32 (auto)"}
+    pairs = [("mnist-rot", "cnn"), ("mnist-rot", "stn-c0")]
+    fast = [{**native, "experiment": e, "model": m, "train_images_per_s": 2000.0} for e, m in pairs]
+    slow = [{**avx2, "experiment": e, "model": m, "train_images_per_s": 500.0} for e, m in pairs]
+    [cnn, c0] = runs.estimate_seconds([runs.RunSpec(e, m, "quick", 0) for e, m in pairs], native["device"],
+                                      cpu_capability=native["cpu_capability"])
+    text = script.scaled_to_records(fast, slow, "quick", 2)
+    assert text.startswith("AVX2 (avx512_bf16+amx_bf16; bf16 emulated): 4.00× this CPU's step times")
+    from stnlib.report.display import format_duration
+
+    assert f"would take {format_duration(4 * 3 * (cnn.seconds + c0.seconds))} in sum" in text
+    assert f"(the records: {format_duration(3 * (cnn.seconds + c0.seconds))}," in text
