@@ -18,14 +18,15 @@ path trains, against the separate runs measured above.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # retrain_time: a run built as its training builds it
+
+from retrain_time import timed_run
 
 #: Operator groups, by the first matching substring of the ATen operator's name (in this order).
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -46,25 +47,6 @@ def group_of(name: str, parent: str | None = None) -> str:
     return "other"
 
 
-def _setup(experiment: str, model: str, seed: int = 0):
-    import torch
-
-    from stnlib.profiles import get_experiment, training_settings
-    from stnlib.train import TrainState, make_network, to_channels_last
-    from stnlib.train.config import make_tasks, mix_seed
-
-    s = training_settings("quick", experiment, model)
-    dataset = get_experiment(experiment)["dataset"]
-    data = (dataclasses.replace(s, svhn_source="synthetic", svhn_n_train=2048, svhn_n_test=64)
-            if dataset == "svhn" else s)
-    torch.manual_seed(mix_seed(seed, 0))
-    net = make_network(model, dataset, s)
-    if s.channels_last:
-        to_channels_last(net)
-    task, _ = make_tasks(dataset, data, torch.device("cpu"), os.environ.get("STNLIB_DATA", str(ROOT / "data")))
-    return s, dataset, net, task, TrainState.start(net, s)
-
-
 def profile_run(experiment: str, model: str, steps: int) -> tuple[float, dict[str, float]]:
     """img/s over ``steps`` profiled steps (after two warm-up steps) and each group's share of CPU time."""
     import torch
@@ -73,7 +55,7 @@ def profile_run(experiment: str, model: str, steps: int) -> tuple[float, dict[st
     from stnlib.train import train_step, training_batch
 
     dev = torch.device("cpu")
-    s, _, _, task, state = _setup(experiment, model)
+    s, task, state = timed_run(experiment, model, "quick")
     for i in range(2):
         train_step(state, *training_batch(task, s, 0, i, dev), device=dev, precision=s.precision)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -109,8 +91,8 @@ def packed_rate(experiment: str, model: str, k: int, steps: int) -> float:
     from stnlib.train.pack import PackedBatches, PackedState
 
     dev = torch.device("cpu")
-    members = [_setup(experiment, model, seed)[2] for seed in range(k)]
-    s, _, _, task, _ = _setup(experiment, model)
+    members = [timed_run(experiment, model, "quick", seed=seed)[2].net for seed in range(k)]
+    s, task, _ = timed_run(experiment, model, "quick")
     pack, batches = PackedState(members, s, dev), PackedBatches(task, s, list(range(k)), dev)
     for i in range(2):
         pack.zero_grad()

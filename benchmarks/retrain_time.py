@@ -54,35 +54,47 @@ def pairs(profile: str, experiments: list[str] | None = None) -> list[tuple[str,
     return out
 
 
-def measure(experiment: str, model: str, profile: str, seconds: float, *, data_root: str | None = None,
-            warmup: int = 2, min_steps: int = 3) -> dict:
-    """Time ``model``'s training step under its settings in ``profile`` on this process's threads.
+def timed_run(experiment: str, model: str, profile: str, *, seed: int = 0, data_root: str | None = None):
+    """A run as its training builds it, on the CPU: ``(settings, task, state)``.
 
-    SVHN steps are timed on a small synthetic stand-in (a step's cost does not depend on the data set's
-    size). Returns one probe line (``stnlib.runs.read_probes``).
+    Its training settings (``stnlib.profiles.training_settings``), its network under its seed, channels_last
+    where set, and its training task; SVHN's on a small synthetic stand-in (a step's cost does not depend on
+    the data set's size).
     """
     import dataclasses
 
     import torch
 
-    from stnlib.hardware import cpu_capability, describe_precision, device_name, reuse_freed_memory
+    from stnlib.hardware import reuse_freed_memory
     from stnlib.profiles import get_experiment, training_settings
-    from stnlib.runs import RunSpec, settings_hash
-    from stnlib.train import TrainState, make_network, to_channels_last, train_step, training_batch
-    from stnlib.train.config import make_tasks
+    from stnlib.train import TrainState, make_network, to_channels_last
+    from stnlib.train.config import make_tasks, mix_seed
 
-    dev = torch.device("cpu")
     reuse_freed_memory()  # as stnlib.train does
     s = training_settings(profile, experiment, model)
     dataset = get_experiment(experiment)["dataset"]
     data = (dataclasses.replace(s, svhn_source="synthetic", svhn_n_train=2048, svhn_n_test=64)
             if dataset == "svhn" else s)
-    torch.manual_seed(0)
-    net = make_network(model, dataset, s).to(dev)
+    torch.manual_seed(mix_seed(seed, 0))
+    net = make_network(model, dataset, s)
     if s.channels_last:
         to_channels_last(net)
-    task, _ = make_tasks(dataset, data, dev, data_root)
-    state = TrainState.start(net, s)
+    task, _ = make_tasks(dataset, data, torch.device("cpu"), data_root or os.environ.get("STNLIB_DATA", str(ROOT / "data")))
+    return s, task, TrainState.start(net, s)
+
+
+def measure(experiment: str, model: str, profile: str, seconds: float, *, data_root: str | None = None,
+            warmup: int = 2, min_steps: int = 3) -> dict:
+    """Time ``model``'s training step under its settings in ``profile`` on this process's threads
+    (:func:`timed_run`). Returns one probe line (``stnlib.runs.read_probes``)."""
+    import torch
+
+    from stnlib.hardware import cpu_capability, describe_precision, device_name
+    from stnlib.runs import RunSpec, settings_hash
+    from stnlib.train import train_step, training_batch
+
+    dev = torch.device("cpu")
+    s, task, state = timed_run(experiment, model, profile, data_root=data_root)
     for i in range(warmup):
         train_step(state, *training_batch(task, s, 0, i, dev), device=dev, precision=s.precision)
     steps, start = 0, time.perf_counter()
@@ -215,12 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + scaled_to_records(*measured, args.profile, args.jobs), flush=True)
     measured = [m for lines in measured for m in lines]
     if args.write:
+        from stnlib.io import atomic_write_text
         from stnlib.runs import PROBE_FILE
 
         target = Path(args.write) / PROBE_FILE.format(profile=args.profile)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "a") as f:  # appended: a probe file collects measurements, one a line
-            f.writelines(json.dumps(m) + "\n" for m in measured)
+        before = target.read_text() if target.exists() else ""
+        # Appended (a probe file collects measurements, one a line), but written whole: never a half line.
+        atomic_write_text(target, before + "".join(json.dumps(m) + "\n" for m in measured))
         print(f"\nappended {len(measured)} measurement(s) to {target}")
     print(f"\nmeasured in {time.perf_counter() - start:.0f} s")
     return 0
