@@ -478,8 +478,6 @@ def _plan(specs: Sequence[Any], jobs: int) -> list[str]:
     from stnlib.runs import estimate_seconds
 
     device = device_name("cuda" if torch.cuda.is_available() else "cpu")
-    if jobs > 1 and device.startswith("cpu"):
-        device = device_name("cpu").replace(f"{torch.get_num_threads()} threads", "1 threads")
     cap = cpu_capability().describe() if device.startswith("cpu") else None
     return launch.describe_plan(specs, [], estimate_seconds(specs, device, cpu_capability=cap), device, jobs=jobs)
 
