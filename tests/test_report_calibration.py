@@ -109,6 +109,9 @@ def test_several_lengths_get_a_column_group_each_and_a_missing_run_shows_as_a_da
     assert "At 20 epochs every STN here is below the CNN, as in the paper;" in text
     assert "at 8 → 12 → 20 epochs: STN-C0 +1.00 → +1.00 → -0.10 pp. " in text
     assert "at 20 epochs is STN-C0's +0.70 pp (beyond the 0.5 pp" in text
+    three = calibration.length_table(short, {"cnn": [_trans("cnn", 1.5, epochs=12), _trans("cnn", 1.4, epochs=20),
+                                                     _trans("cnn", 1.3, epochs=30)]})
+    assert calibration.length_text(three).startswith("Seed 0 trained for 12, 20 and 30 epochs instead of 8: ")
 
 
 def test_the_length_sentence_says_whether_the_stns_overtake_the_cnn_and_whether_runs_converged():

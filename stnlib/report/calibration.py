@@ -195,7 +195,7 @@ def length_text(table: pd.DataFrame, experiment: str = "mnist-trans") -> str:
     falls = table.loc[["cnn", *present], fall_col]
     worst, short_worst = falls.idxmax(), table["short_fall"].idxmax()
     fall, short_fall = falls[worst], table.loc[short_worst, "short_fall"]
-    spelled = " and ".join(f"{n:g}" for n in lengths)
+    spelled = " and ".join(filter(None, [", ".join(f"{n:g}" for n in lengths[:-1]), f"{lengths[-1]:g}"]))
     text = f"Seed 0 trained for {spelled} epochs instead of {short:g}: {moves}. "
     gaps = []
     for m in stns:
