@@ -156,3 +156,46 @@ def test_the_length_table_and_sentence_refuse_what_they_cannot_compare(tmp_path)
                                               {"stn-c0": _trans("stn-c0", 1.2, epochs=12), "cnn": []})
     with pytest.raises(ValueError, match="no longer run of the CNN"):
         calibration.length_text(only_cnn_short)
+
+
+def test_several_seeds_at_a_length_give_a_mean_and_a_gap_judged_against_their_spread(tmp_path):
+    short = _profile_runs({"cnn": 2.0, "stn-c0": 3.0, "stn-sl1": 3.5})
+    longer = {"cnn": [_trans("cnn", 1.5, epochs=20), _trans("cnn", 1.4, epochs=30),
+                      _trans("cnn", 1.6, epochs=30, seed=1)],
+              "stn-c0": [_trans("stn-c0", 2.0, epochs=20), _trans("stn-c0", 1.6, epochs=30),
+                         _trans("stn-c0", 1.8, epochs=30, seed=1)],
+              "stn-sl1": [_trans("stn-sl1", 2.2, epochs=20), _trans("stn-sl1", 1.9, epochs=30)]}
+    table = calibration.length_table(short, longer)
+    assert table.loc["cnn", "mean_e30"] == pytest.approx(1.5) and table.loc["cnn", "seeds_e30"] == 2
+    assert table.loc["stn-sl1", "seeds_e30"] == 1 and pd.isna(table.loc["stn-sl1", "sd_e30"])
+    assert calibration.seeded_lengths(table) == [30]
+    view = display.view(table)
+    assert ("20 epochs", "error (%), mean ± sd") not in view.columns  # one seed there: seed 0 says it all
+    assert view.loc["CNN", ("30 epochs", "error (%), mean ± sd")] == "1.50 ± 0.14 (2 seeds)"
+    assert view.loc["STN-SL1", ("30 epochs", "error (%), mean ± sd")] == "1.90 (1 seed)"
+    text = calibration.length_text(table)
+    assert ("Over the seeds trained for 30 epochs: CNN 1.50 ± 0.14% (2 seeds), STN-C0 1.70 ± 0.14% (2 seeds); "
+            "the mean gap to the CNN: STN-C0 +0.20 pp (beyond the larger standard deviation over seeds, 0.14 pp). ") in text
+    assert text.endswith("At most 2 seeds: a trend with training length, not a verdict.")
+    close = dict(longer, **{"stn-c0": [_trans("stn-c0", 1.45, epochs=30), _trans("stn-c0", 1.65, epochs=30, seed=1)]})
+    assert "STN-C0 +0.05 pp (within the larger standard deviation over seeds, 0.14 pp)" in calibration.length_text(
+        calibration.length_table(short, close))
+    only_cnn = dict(longer, **{"stn-c0": longer["stn-c0"][:2]})
+    text = calibration.length_text(calibration.length_table(short, only_cnn))
+    assert "Over the seeds" not in text and "At most 2 seeds" in text  # no STN with seeds to compare with
+
+    root = calibration.calibration_root(tmp_path)
+    records.write_record(_trans("cnn", 1.6, epochs=30, seed=1), root / "trans_e30")
+    records.write_record(_trans("cnn", 1.4, epochs=30), root / "trans_e30")
+    records.write_record(_trans("cnn", 1.5, epochs=20), root / "trans_e20")
+    runs = calibration.translation_runs(tmp_path)
+    assert [(calibration.epochs(r), r["seed"]) for r in runs["cnn"]] == [(20, 0), (30, 0), (30, 1)]
+
+
+def test_a_length_with_no_seed_0_shows_dashes_for_seed_0():
+    short = _profile_runs({"cnn": 2.0})
+    table = calibration.length_table(short, {"cnn": [_trans("cnn", 1.5, epochs=12, seed=1),
+                                                     _trans("cnn", 1.7, epochs=12, seed=2)]})
+    view = display.view(table)
+    assert view.loc["CNN", ("12 epochs", "seed 0 (%)")] == "—"
+    assert view.loc["CNN", ("12 epochs", "error (%), mean ± sd")] == "1.60 ± 0.14 (2 seeds)"

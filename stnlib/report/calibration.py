@@ -33,9 +33,12 @@ ROTATION_RUNS = (
 #: The translated-MNIST calibration runs (seed 0), one folder per length: the quick profile's translated-MNIST
 #: settings (localisation learning rate ×0.1) on longer schedules, for the CNN and the two input-level STs
 #: that the 8-epoch quick runs leave behind it. 12 epochs: rotated MNIST's schedule (÷10 after epochs 7
-#: and 9); 20 epochs: ÷10 after epochs 12 and 15, both before the last fifth.
-TRANSLATION_TAGS = ("trans_e12", "trans_e20")
+#: and 9); 20 epochs: ÷10 after epochs 12 and 15; 30 epochs: ÷10 after epochs 18 and 22 (every drop before
+#: the last fifth).
+TRANSLATION_TAGS = ("trans_e12", "trans_e20", "trans_e30")
 TRANSLATION_MODELS = ("cnn", "stn-c0", "stn-sl1")
+#: The seeds looked for at each length: seed 0 everywhere, further seeds where they were trained.
+TRANSLATION_SEEDS = (0, 1, 2)
 
 
 def calibration_root(root: str | Path | None = None) -> Path:
@@ -114,25 +117,27 @@ def late_change(rec: dict[str, Any], part: float = 1 / 3) -> float:
 
 
 def translation_runs(root: str | Path | None = None) -> dict[str, list[dict[str, Any]]]:
-    """``{model: [record per longer length, shortest first]}`` of the translated-MNIST calibration runs
+    """``{model: [record per longer run, by length, then seed]}`` of the translated-MNIST calibration runs
     that exist (none outside a clone)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for tag in TRANSLATION_TAGS:
         for model in TRANSLATION_MODELS:
-            rec = records.load_record("mnist-trans", model, "quick", 0, root=calibration_root(root) / tag)
-            if rec is not None:
-                out.setdefault(model, []).append(rec)
-    return {model: sorted(recs, key=epochs) for model, recs in out.items()}
+            for seed in TRANSLATION_SEEDS:
+                rec = records.load_record("mnist-trans", model, "quick", seed, root=calibration_root(root) / tag)
+                if rec is not None:
+                    out.setdefault(model, []).append(rec)
+    return {model: sorted(recs, key=lambda r: (epochs(r), r["seed"])) for model, recs in out.items()}
 
 
 def length_table(profile_runs: Mapping[str, Sequence[Mapping[str, Any]]],
                  longer: Mapping[str, Mapping[str, Any] | Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
     """Test error (%) and the fall over the last fifth (pp) of the profile's runs and of the longer ones.
 
-    One row per model that has a longer run; seed 0 on both sides (the longer runs have one seed), and the
-    mean over the profile's seeds beside it. ``longer`` maps a model to its longer run or runs; each length
-    gets the columns ``seed0_e<epochs>`` and ``fall_e<epochs>`` (NaN where a model has no run of that
-    length), and ``table.attrs["lengths"]`` lists the longer lengths, shortest first.
+    One row per model that has a longer run; seed 0 on both sides, and the mean over the profile's seeds
+    beside it. ``longer`` maps a model to its longer run or runs; each length gets the columns
+    ``seed0_e<epochs>`` and ``fall_e<epochs>`` (seed 0; NaN where a model has no such run) and
+    ``mean_e<epochs>``, ``sd_e<epochs>`` and ``seeds_e<epochs>`` over every seed trained that long.
+    ``table.attrs["lengths"]`` lists the longer lengths, shortest first.
     """
     rows, lengths = [], set()
     for model, recs in longer.items():
@@ -149,16 +154,30 @@ def length_table(profile_runs: Mapping[str, Sequence[Mapping[str, Any]]],
             "short_seeds": len(errs),
             "short_seed0": 100 * float(seed0["metrics"]["test_error"]), "short_fall": late_drop_pct(seed0),
         }
+        by_length: dict[float, list[Mapping[str, Any]]] = {}
         for rec in recs:
-            n = epochs(rec)
+            by_length.setdefault(epochs(rec), []).append(rec)
+        for n, same in by_length.items():
             lengths.add(n)
-            row[f"seed0_e{n:g}"] = 100 * float(rec["metrics"]["test_error"])
-            row[f"fall_e{n:g}"] = late_drop_pct(rec)
+            first = next((r for r in same if r["seed"] == 0), None)
+            if first is not None:
+                row[f"seed0_e{n:g}"] = 100 * float(first["metrics"]["test_error"])
+                row[f"fall_e{n:g}"] = late_drop_pct(first)
+            errs = [100 * float(r["metrics"]["test_error"]) for r in same]
+            row[f"mean_e{n:g}"] = statistics.fmean(errs)
+            row[f"sd_e{n:g}"] = statistics.stdev(errs) if len(errs) > 1 else float("nan")
+            row[f"seeds_e{n:g}"] = len(errs)
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
     table.attrs["table"] = "length"
     table.attrs["lengths"] = sorted(lengths)
     return table
+
+
+def seeded_lengths(table: pd.DataFrame) -> list[float]:
+    """The longer lengths at which some model was trained with more than one seed."""
+    return [n for n in table.attrs.get("lengths", []) if f"seeds_e{n:g}" in table.columns
+            and (table[f"seeds_e{n:g}"].fillna(0) > 1).any()]
 
 
 def _has(table: pd.DataFrame, column: str, model: str) -> bool:
@@ -223,6 +242,26 @@ def length_text(table: pd.DataFrame, experiment: str = "mnist-trans") -> str:
                      f"the largest fall over the last fifth of training at {long_:g} epochs is {display_name(worst)}'s "
                      f"{fall:+.2f} pp")
              + f" ({'within' if fall < limit else 'beyond'} the {limit:g} pp of the convergence check; at {short:g} "
-             f"epochs {display_name(short_worst)}'s fell {short_fall:+.2f} pp). "
-             "One seed: a trend with training length, not a verdict.")
-    return text
+             f"epochs {display_name(short_worst)}'s fell {short_fall:+.2f} pp). ")
+    text += _seeds_text(table, long_, ["cnn", *present])
+    most = max([1, *(int(table[f"seeds_e{n:g}"].max()) for n in seeded_lengths(table))])
+    return text + (f"{'One seed' if most == 1 else f'At most {most} seeds'}: a trend with training length, "
+                   "not a verdict.")
+
+
+def _seeds_text(table: pd.DataFrame, n: float, models: Sequence[str]) -> str:
+    """The mean over seeds at ``n`` epochs, and each STN's mean gap to the CNN against the seeds' spread,
+    where the CNN and an STN were trained with more than one seed (else "")."""
+    col = f"seeds_e{n:g}"
+    seeded = [m for m in models if col in table.columns and table.loc[m, col] > 1]
+    if "cnn" not in seeded or len(seeded) < 2:
+        return ""
+    means = ", ".join(f"{display_name(m)} {table.loc[m, f'mean_e{n:g}']:.2f} ± {table.loc[m, f'sd_e{n:g}']:.2f}% "
+                      f"({int(table.loc[m, col])} seeds)" for m in seeded)
+    gaps = []
+    for m in seeded[1:]:
+        gap = table.loc[m, f"mean_e{n:g}"] - table.loc["cnn", f"mean_e{n:g}"]
+        spread = max(table.loc[m, f"sd_e{n:g}"], table.loc["cnn", f"sd_e{n:g}"])
+        gaps.append(f"{display_name(m)} {gap:+.2f} pp ({'within' if abs(gap) < spread else 'beyond'} the larger "
+                    f"standard deviation over seeds, {spread:.2f} pp)")
+    return f"Over the seeds trained for {n:g} epochs: {means}; the mean gap to the CNN: {'; '.join(gaps)}. "

@@ -117,9 +117,16 @@ def view(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
             (short, "fall over last fifth (pp)"): [fmt_mean_std(x, digits=digits, sign=True) for x in table["short_fall"]],
         }
         for n in table.attrs["lengths"]:
-            cols[(f"{n:g} epochs", "seed 0 (%)")] = [fmt_mean_std(x, digits=digits) for x in table[f"seed0_e{n:g}"]]
+            seeds = table.get(f"seeds_e{n:g}")
+            if seeds is not None and (seeds.fillna(0) > 1).any():  # a length some model has several seeds of
+                cols[(f"{n:g} epochs", "error (%), mean ± sd")] = [
+                    "—" if pd.isna(k) else f"{fmt_mean_std(m, sd, digits)} ({int(k)} seed{'s' if k > 1 else ''})"
+                    for m, sd, k in zip(table[f"mean_e{n:g}"], table[f"sd_e{n:g}"], seeds)]
+            missing = pd.Series(math.nan, index=table.index)  # no seed 0 of any model at this length
+            cols[(f"{n:g} epochs", "seed 0 (%)")] = [
+                fmt_mean_std(x, digits=digits) for x in table.get(f"seed0_e{n:g}", missing)]
             cols[(f"{n:g} epochs", "fall over last fifth (pp)")] = [
-                fmt_mean_std(x, digits=digits, sign=True) for x in table[f"fall_e{n:g}"]]
+                fmt_mean_std(x, digits=digits, sign=True) for x in table.get(f"fall_e{n:g}", missing)]
         v = pd.DataFrame(cols, index=[_label(m) for m in table.index])
         v.columns = pd.MultiIndex.from_tuples(v.columns)
     elif kind in ("settings", "design"):
