@@ -262,8 +262,10 @@ _QUICK_ROT = TrainSettings(
 # A localisation learning rate of ×0.3 on those 12 epochs (calibration/trans_e12_llr03) gave STN-C0
 # 2.53% and STN-SL1 3.49%: no STN ahead of the CNN either. At 20 epochs (calibration/trans_e20, ÷10 after
 # epochs 12 and 15) CNN 1.68%, STN-C0 1.99%, STN-SL1 2.20%: the STNs' gap to the CNN roughly halves with
-# each longer schedule (STN-C0 +0.81, +0.56, +0.31 pp at 8, 12, 20 epochs) but has not closed, and 15 runs
-# of 20 epochs would cost about 10 h of one-thread training on this Xeon.)
+# each longer schedule (STN-C0 +0.81, +0.56, +0.31 pp at 8, 12, 20 epochs) but has not closed. At 30
+# epochs (calibration/trans_e30, ÷10 after epochs 18 and 22, seeds 0 and 1) CNN 1.53 ± 0.08%, STN-C0
+# 1.68 ± 0.05%, STN-SL1 1.82 ± 0.01%: still behind, by more than the seeds' spread. 15 runs of 30 epochs
+# would cost about 12-14 h of one-thread training on this Xeon.)
 _QUICK_TRANS = replace(
     _QUICK_ROT,
     iterations=5 * _EPOCH,
