@@ -30,9 +30,9 @@ ROTATION_RUNS = (
 )
 
 
-#: The translated-MNIST calibration runs (seed 0), one folder per length: the quick profile's translated-MNIST
-#: settings (localisation learning rate ×0.1) on longer schedules, for the CNN and the two input-level STs
-#: that the 8-epoch quick runs leave behind it. 12 epochs: rotated MNIST's schedule (÷10 after epochs 7
+#: The translated-MNIST calibration runs (seed 0; seed 1 too at 30 epochs), one folder per length: the quick
+#: profile's translated-MNIST settings (localisation learning rate ×0.1) on longer schedules, for the CNN and
+#: the two input-level STs that the 8-epoch quick runs leave behind it. 12 epochs: rotated MNIST's schedule (÷10 after epochs 7
 #: and 9); 20 epochs: ÷10 after epochs 12 and 15; 30 epochs: ÷10 after epochs 18 and 22 (every drop before
 #: the last fifth).
 TRANSLATION_TAGS = ("trans_e12", "trans_e20", "trans_e30")
@@ -188,7 +188,8 @@ def length_text(table: pd.DataFrame, experiment: str = "mnist-trans") -> str:
     """What the longer runs say about the 'every STN beats the CNN' and convergence checks (Markdown).
 
     The moves of each model's seed-0 error with length, then the comparison with the CNN and the
-    convergence check at the longest length the CNN was trained for.
+    convergence check at the longest length the CNN was trained for, and there, where the CNN and an STN
+    have several seeds, each STN's mean gap to the CNN against the seeds' spread.
     """
     if table.empty:
         return "No longer calibration runs of translated MNIST are stored with these records."
