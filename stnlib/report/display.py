@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 from stnlib.nn import display_name
+from stnlib.report.calibration import seeded_lengths
 from stnlib.report.tables import EXPERIMENT_TITLES, ORIENTATION_STATS, TABLE2_FAMILIES
 
 def fmt_mean_std(mean: float, std: float = math.nan, digits: int = 2, sign: bool = False) -> str:
@@ -116,12 +117,12 @@ def view(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
             (short, "seed 0 (%)"): [fmt_mean_std(x, digits=digits) for x in table["short_seed0"]],
             (short, "fall over last fifth (pp)"): [fmt_mean_std(x, digits=digits, sign=True) for x in table["short_fall"]],
         }
+        seeded = seeded_lengths(table)
         for n in table.attrs["lengths"]:
-            seeds = table.get(f"seeds_e{n:g}")
-            if seeds is not None and (seeds.fillna(0) > 1).any():  # a length some model has several seeds of
+            if n in seeded:
                 cols[(f"{n:g} epochs", "error (%), mean ± sd")] = [
                     "—" if pd.isna(k) else f"{fmt_mean_std(m, sd, digits)} ({int(k)} seed{'s' if k > 1 else ''})"
-                    for m, sd, k in zip(table[f"mean_e{n:g}"], table[f"sd_e{n:g}"], seeds)]
+                    for m, sd, k in zip(table[f"mean_e{n:g}"], table[f"sd_e{n:g}"], table[f"seeds_e{n:g}"])]
             missing = pd.Series(math.nan, index=table.index)  # no seed 0 of any model at this length
             cols[(f"{n:g} epochs", "seed 0 (%)")] = [
                 fmt_mean_std(x, digits=digits) for x in table.get(f"seed0_e{n:g}", missing)]
